@@ -1,0 +1,1 @@
+"""The callback bot and composition root: HTTP server, processor, WeCom client, CLI."""

@@ -1,0 +1,175 @@
+"""Configuration: ``config.yaml`` validated into typed, frozen models.
+
+Secrets may be written ``${ENV_VAR}`` and are filled from the environment; ``SCRM_DATABASE_URL``
+overrides the database URL. Any problem stops start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
+WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+AesKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}$")]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WecomApp(_Frozen):
+    """A self-built app (自建应用), or the customer-contact (客户联系) callback, of the corp."""
+
+    name: Name
+    agent_id: int | None = None
+    secret: str = ""
+    token: str = Field(min_length=1, max_length=32)
+    encoding_aes_key: AesKey
+
+
+class AiBot(_Frozen):
+    """An AI bot (智能机器人): JSON callbacks, receive id empty."""
+
+    name: Name
+    token: str = Field(min_length=1, max_length=32)
+    encoding_aes_key: AesKey
+
+
+class WecomConfig(_Frozen):
+    corp_id: str = ""
+    api_base_url: str = WECOM_API_BASE_URL
+    apps: tuple[WecomApp, ...] = ()
+    aibots: tuple[AiBot, ...] = ()
+
+    @model_validator(mode="after")
+    def _needs_corp_id(self) -> WecomConfig:
+        if self.apps and not self.corp_id:
+            raise ValueError("corp_id is required when apps are configured")
+        _unique_names("apps", [a.name for a in self.apps])
+        _unique_names("aibots", [a.name for a in self.aibots])
+        return self
+
+
+class MpAccount(_Frozen):
+    """A WeChat Official Account (公众号); no ``encoding_aes_key`` means plain mode only."""
+
+    name: Name
+    app_id: str = Field(min_length=1)
+    secret: str = ""
+    token: str = Field(min_length=1, max_length=32)
+    encoding_aes_key: AesKey | None = None
+
+
+class ServerConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+
+class Config(_Frozen):
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "Asia/Shanghai"
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    wecom: WecomConfig = Field(default_factory=WecomConfig)
+    mp: tuple[MpAccount, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        from store.db import normalize_url
+
+        normalize_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_mp(self) -> Config:
+        _unique_names("mp", [a.name for a in self.mp])
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _unique_names(key: str, names: list[str]) -> None:
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ValueError(f"{key}: names must be unique, repeated: {', '.join(sorted(seen))}")
+
+
+def _expand_env(node: Any, path: str, environ: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), environ) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", environ) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return environ[name]
+
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        shown = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
+        lines.append(f"  {key}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(
+    data: dict[str, Any], *, origin: str = "<config>", environ: dict[str, str] | None = None
+) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    expanded = _expand_env(data, "", env)
+    if env.get("SCRM_DATABASE_URL"):
+        expanded["database_url"] = env["SCRM_DATABASE_URL"]
+    try:
+        return Config.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration in {origin}:\n{_describe(exc)}") from None
+
+
+def load_config(path: str | Path | None, *, environ: dict[str, str] | None = None) -> Config:
+    """Read ``path`` (or use the defaults when it is None) and validate it."""
+    if path is None:
+        return parse_config({}, origin="defaults", environ=environ)
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    return parse_config(data, origin=str(file), environ=environ)

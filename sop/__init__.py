@@ -1,0 +1,1 @@
+"""SOP engine: playbooks, campaigns, templates, audiences, scheduling and delivery rules."""

@@ -1,0 +1,38 @@
+"""Every table of the toolkit, importable from one place (Alembic reads ``Base.metadata``)."""
+
+from store.models.base import Base, UTCDateTime
+from store.models.groups import CustomerGroup, GroupMember
+from store.models.inbox import InboxRow, InboxState
+from store.models.people import (
+    Customer,
+    CustomerStaff,
+    FollowState,
+    MpFollower,
+    RemovedBy,
+    Staff,
+)
+from store.models.platform import AccessToken, RefreshRequest
+from store.models.tags import CustomerTag, Tag, TagSource
+from store.models.timeline import Direction, Interaction
+
+__all__ = [
+    "AccessToken",
+    "Base",
+    "Customer",
+    "CustomerGroup",
+    "CustomerStaff",
+    "CustomerTag",
+    "Direction",
+    "FollowState",
+    "GroupMember",
+    "InboxRow",
+    "InboxState",
+    "Interaction",
+    "MpFollower",
+    "RefreshRequest",
+    "RemovedBy",
+    "Staff",
+    "Tag",
+    "TagSource",
+    "UTCDateTime",
+]

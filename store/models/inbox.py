@@ -1,0 +1,42 @@
+"""The inbox: every accepted callback, stored before it is answered."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.models.base import Base, BigId, UTCDateTime, str_enum
+
+
+class InboxState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class InboxRow(Base):
+    """One accepted callback (or any other source's item), deduplicated by ``dedupe_key``.
+
+    ``source`` names where it came from (``wecom:<app>``, ``aibot:<bot>``, ``mp:<account>``,
+    later ``archive:<corp>``) so the processor can pick the parser; ``payload`` is the
+    decrypted body exactly as received.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    content_type: Mapped[str] = mapped_column(String(16))  # "xml" or "json"
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[InboxState] = mapped_column(
+        str_enum(InboxState), default=InboxState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
