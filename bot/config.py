@@ -1,6 +1,7 @@
 """Configuration: ``config.yaml`` validated into typed, frozen models.
 
-Secrets may be written ``${ENV_VAR}`` and are filled from the environment; ``SCRM_DATABASE_URL``
+Secrets may be written ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) and are filled from the
+environment; ``SCRM_DATABASE_URL``
 overrides the database URL. Any problem stops start-up with a message naming the key.
 """
 
@@ -13,11 +14,18 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
 WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 AesKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}$")]
@@ -93,7 +101,9 @@ class Config(_Frozen):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai"
+            ) from None
         return value
 
     @field_validator("database_url")
@@ -122,16 +132,20 @@ def _unique_names(key: str, names: list[str]) -> None:
 
 def _expand_env(node: Any, path: str, environ: dict[str, str]) -> Any:
     if isinstance(node, dict):
-        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), environ) for k, v in node.items()}
+        return {
+            k: _expand_env(v, f"{path}.{k}" if path else str(k), environ) for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_expand_env(v, f"{path}[{i}]", environ) for i, v in enumerate(node)]
     if isinstance(node, str):
 
         def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in environ:
-                raise ConfigError(f"{path}: environment variable {name} is not set")
-            return environ[name]
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set")
 
         return _ENV_REF.sub(substitute, node)
     return node

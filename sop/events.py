@@ -164,5 +164,5 @@ class EventBus:
 
     async def publish(self, session: AsyncSession, event: DomainEvent) -> None:
         for cls in type(event).__mro__:
-            for subscriber in self._subscribers.get(cls, ()):  # type: ignore[call-overload]
+            for subscriber in self._subscribers.get(cls, ()):
                 await subscriber(session, event)

@@ -34,9 +34,7 @@ class InboxRow(Base):
     content_type: Mapped[str] = mapped_column(String(16))  # "xml" or "json"
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[InboxState] = mapped_column(
-        str_enum(InboxState), default=InboxState.PENDING
-    )
+    state: Mapped[InboxState] = mapped_column(str_enum(InboxState), default=InboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -41,3 +41,7 @@ class RefreshRequest(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Bumped by every request: a fetch that started before a newer request must not drop it.
+    version: Mapped[int] = mapped_column(default=1)
+    #: Set while a refresher fetches it (a lease); another refresher skips it until then.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

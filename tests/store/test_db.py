@@ -40,7 +40,10 @@ async def test_inbox_dedupe_key_is_unique(db: Database) -> None:
 
     def row() -> InboxRow:
         return InboxRow(
-            source="wecom:app", dedupe_key="k1", content_type="xml", payload="<xml/>",
+            source="wecom:app",
+            dedupe_key="k1",
+            content_type="xml",
+            payload="<xml/>",
             received_at=now,
         )
 

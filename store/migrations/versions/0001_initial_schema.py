@@ -91,6 +91,8 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('requested_at', store.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('claimed_until', store.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_requests')),
     sa.UniqueConstraint('kind', 'key', name=op.f('uq_refresh_requests_kind_key'))
     )

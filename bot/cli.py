@@ -1,0 +1,36 @@
+"""The ``scrm`` command line. Heavy imports happen inside commands, so ``scrm --help`` is quick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bot.console import context, database, demo, inbox, server, simulate, timeline
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SCRM_CONFIG",
+    help=f"Configuration file (default: ./{DEFAULT_CONFIG} when present, else built-in defaults).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """SCRM operations toolkit for WeCom and WeChat."""
+    if config_path is None and Path(DEFAULT_CONFIG).is_file():
+        config_path = DEFAULT_CONFIG
+    ctx.obj = context.CliState(config_path)
+
+
+main.add_command(server.serve)
+main.add_command(database.db)
+main.add_command(inbox.inbox)
+main.add_command(simulate.simulate)
+main.add_command(timeline.customers)
+main.add_command(timeline.timeline)
+main.add_command(demo.demo)

@@ -1,0 +1,177 @@
+"""The composition root: one process that accepts callbacks, processes the inbox and refreshes
+details from the WeCom API.
+
+Read top to bottom: open the database (SQLite is migrated here; PostgreSQL must already be),
+start the inbox writer, mount the callback routes, then run the processor and the refresher as
+background tasks that stop cleanly with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.callback.inbox_writer import InboxWriter
+from bot.callback.routes import add_callback_routes
+from bot.config import Config, WecomApp
+from bot.processing.processor import InboxProcessor
+from bot.processing.refresher import Refresher
+from bot.processing.registry import build_router
+from bot.wecom.client import WecomClient
+from sop.clock import Clock, SystemClock
+from sop.events import EventBus
+from store.db import create_engine, is_sqlite, session_factory
+from store.migrate import current_revision, head_revision, upgrade
+from store.models import InboxRow
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Runtime:
+    """Everything one server process owns, built once and torn down in reverse order."""
+
+    config: Config
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    writer: InboxWriter
+    processor: InboxProcessor
+    refresher: Refresher | None
+    http: aiohttp.ClientSession
+    inbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+async def prepare_database(engine: AsyncEngine, url: str) -> None:
+    """Upgrade an embedded SQLite database; refuse a PostgreSQL one that is behind."""
+    if is_sqlite(url):
+        await upgrade(engine)
+        return
+    revision, head = await current_revision(engine), head_revision()
+    if revision != head:
+        raise StartupError(
+            f"the database is at revision {revision or 'none'}, the code needs {head}: "
+            "run `scrm db upgrade` (once, before starting the servers)"
+        )
+
+
+def api_app(config: Config) -> WecomApp | None:
+    """The app whose secret is used to read customers, groups, staff and tags."""
+    return next((app for app in config.wecom.apps if app.secret), None)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    config: Config, *, clock: Clock | None = None, bus: EventBus | None = None
+) -> AsyncIterator[Runtime]:
+    clock = clock or SystemClock()
+    engine = create_engine(config.database_url)
+    http = aiohttp.ClientSession()
+    try:
+        await prepare_database(engine, config.database_url)
+        sessions = session_factory(engine)
+        bus = bus or EventBus()
+        wake = asyncio.Event()
+        writer = InboxWriter(sessions, clock, on_new_rows=wake.set)
+        processor = InboxProcessor(sessions, build_router(), bus, clock)
+        refresher = None
+        app = api_app(config)
+        if app is None:
+            log.warning("no wecom app has a secret: customer and group details are not fetched")
+        else:
+            client = WecomClient(
+                base_url=config.wecom.api_base_url,
+                corp_id=config.wecom.corp_id,
+                secret=app.secret,
+                credential=f"wecom:{config.wecom.corp_id}:{app.name}",
+                sessions=sessions,
+                clock=clock,
+                http=http,
+            )
+            refresher = Refresher(sessions, client, bus, clock)
+        yield Runtime(
+            config, clock, engine, sessions, bus, writer, processor, refresher, http, wake
+        )
+    finally:
+        await http.close()
+        await engine.dispose()
+
+
+async def health(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    async with runtime.sessions() as session:
+        counts = await session.execute(
+            select(InboxRow.state, func.count()).group_by(InboxRow.state)
+        )
+        inbox = {str(state): n for state, n in counts.all()}
+    return web.json_response({"status": "ok", "inbox": inbox})
+
+
+def _background(
+    runtime: Runtime,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await runtime.writer.start()
+        loops: list[Awaitable[None]] = [
+            runtime.processor.run_forever(runtime.inbox_wake, runtime.stopping)
+        ]
+        if runtime.refresher is not None:
+            loops.append(runtime.refresher.run_forever(runtime.stopping))
+        tasks = [asyncio.ensure_future(loop) for loop in loops]
+        try:
+            yield
+        finally:
+            await runtime.writer.stop()
+            runtime.stopping.set()
+            runtime.inbox_wake.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return lifecycle
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
+    app[RUNTIME] = runtime
+    add_callback_routes(app, runtime.config, runtime.writer)
+    app.router.add_get("/healthz", health)
+    app.cleanup_ctx.append(_background(runtime))
+    return app
+
+
+async def serve_forever(
+    config: Config, *, host: str | None = None, port: int | None = None
+) -> None:
+    """Run until interrupted (Ctrl-C or SIGTERM)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    async with open_runtime(config) as runtime:
+        runner = web.AppRunner(build_app(runtime), handle_signals=True)
+        await runner.setup()
+        site = web.TCPSite(runner, host or config.server.host, port or config.server.port)
+        await site.start()
+        log.info("listening on %s", site.name)
+        try:
+            await asyncio.Event().wait()
+        except web.GracefulExit:
+            log.info("stopping")
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,172 @@
+"""The async WeCom API client: the only place in the toolkit that knows WeCom's HTTP API.
+
+Methods return the payloads as the platform gives them (plain dicts, documented per method),
+so callers can map what they need without this package chasing every field WeCom adds.
+Retries are bounded: a refused token is replaced and the call sent once more; nothing else is
+retried here. Transient failures raise :class:`~bot.wecom.errors.TransientWecomError` for the
+caller to schedule again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.wecom.errors import (
+    CREDENTIAL_ERRCODES,
+    TOKEN_ERRCODES,
+    WecomApiError,
+    WecomCredentialsError,
+)
+from bot.wecom.tokens import AccessTokenCache, FetchedToken
+from bot.wecom.transport import Payload, request_json
+from sop.clock import Clock
+
+#: 84061 "not external contact": what externalcontact/list answers for a staff member
+#: without customers.
+NOT_EXTERNAL_CONTACT = 84061
+
+
+class WecomClient:
+    """Calls the WeCom API with one app's credential (corp id + secret).
+
+    ``credential`` names the token in the ``access_tokens`` table: give every app its own
+    (``wecom:<corp_id>:<app name>``) and create one client per credential per process.
+    The aiohttp session belongs to the caller, who closes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        credential: str,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        http: aiohttp.ClientSession,
+        timeout: float = 10.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") + "/cgi-bin/"
+        self._corp_id = corp_id
+        self._secret = secret
+        self._http = http
+        self._timeout = timeout
+        self.credential = credential
+        self.tokens = AccessTokenCache(
+            credential=credential, fetch=self._fetch_token, sessions=sessions, clock=clock
+        )
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> Payload:
+        """Call ``/cgi-bin/<path>`` with the access token; the payload of a successful answer.
+
+        On 40014/42001 the token is dropped, a new one fetched and the call sent once more.
+        """
+        api = path.strip("/")
+        token = await self.tokens.get()
+        try:
+            return await self._send(method, api, token, params, json)
+        except WecomApiError as exc:
+            if exc.errcode not in TOKEN_ERRCODES:
+                raise
+        await self.tokens.invalidate(token)
+        token = await self.tokens.get()
+        return await self._send(method, api, token, params, json)
+
+    async def get_external_contact(self, external_userid: str) -> Payload:
+        """``externalcontact/get``: the whole payload, ``external_contact`` + ``follow_user``."""
+        return await self.call(
+            "GET", "externalcontact/get", params={"external_userid": external_userid}
+        )
+
+    async def list_external_contacts(self, userid: str) -> list[str]:
+        """``externalcontact/list``: the external userids of a staff member's customers."""
+        try:
+            payload = await self.call("GET", "externalcontact/list", params={"userid": userid})
+        except WecomApiError as exc:
+            if exc.errcode == NOT_EXTERNAL_CONTACT:
+                return []
+            raise
+        return [str(item) for item in payload.get("external_userid", [])]
+
+    async def get_group_chat(self, chat_id: str) -> dict[str, Any]:
+        """``externalcontact/groupchat/get`` with member names: the ``group_chat`` object."""
+        payload = await self.call(
+            "POST", "externalcontact/groupchat/get", json={"chat_id": chat_id, "need_name": 1}
+        )
+        group: dict[str, Any] = payload["group_chat"]
+        return group
+
+    async def get_user(self, userid: str) -> Payload:
+        """``user/get``: the staff member's fields (userid, name, department, ...)."""
+        return await self.call("GET", "user/get", params={"userid": userid})
+
+    async def get_corp_tags(
+        self, tag_ids: list[str] | None = None, group_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """``externalcontact/get_corp_tag_list``: the ``tag_group`` list, each with its tags.
+
+        Neither filter: every tag. Both: the platform filters by ``group_ids`` only.
+        """
+        body: dict[str, list[str]] = {}
+        if tag_ids:
+            body["tag_id"] = tag_ids
+        if group_ids:
+            body["group_id"] = group_ids
+        payload = await self.call("POST", "externalcontact/get_corp_tag_list", json=body)
+        groups: list[dict[str, Any]] = payload.get("tag_group", [])
+        return groups
+
+    async def _send(
+        self,
+        method: str,
+        api: str,
+        token: str,
+        params: dict[str, str] | None,
+        json: Any,
+    ) -> Payload:
+        return await request_json(
+            self._http,
+            method,
+            self._base_url + api,
+            api=api,
+            params={**(params or {}), "access_token": token},
+            json=json,
+            time_limit=self._timeout,
+        )
+
+    async def _fetch_token(self) -> FetchedToken:
+        try:
+            payload = await request_json(
+                self._http,
+                "GET",
+                self._base_url + "gettoken",
+                api="gettoken",
+                params={"corpid": self._corp_id, "corpsecret": self._secret},
+                time_limit=self._timeout,
+            )
+        except WecomApiError as exc:
+            if exc.errcode in CREDENTIAL_ERRCODES:
+                raise WecomCredentialsError(
+                    "gettoken",
+                    exc.errcode,
+                    exc.errmsg,
+                    credential=f"{self.credential} (corp id {self._corp_id})",
+                ) from exc
+            raise
+        token = payload.get("access_token")
+        expires_in = payload.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            raise WecomApiError(
+                "gettoken", None, f"no access_token/expires_in in the answer: {sorted(payload)}"
+            )
+        return FetchedToken(token, expires_in)

@@ -1,0 +1,86 @@
+"""What an API family module of the fake provides: routes, and failures as errcodes.
+
+A family module defines handlers ``(corp, request) -> payload`` and lists them in ``ROUTES``;
+a handler refuses a request by raising :class:`ApiFailure` with the platform's errcode.
+Adding a family (message/send, send_welcome_msg, add_msg_template, ...) is one new module
+plus one line in :mod:`tests.support.fake_wecom.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.fake_wecom.corp import FakeCorp
+
+#: The platform's words for the errcodes the fake answers (errmsg before the hint).
+ERRMSGS = {
+    -1: "system busy",
+    40001: "invalid credential",
+    40003: "invalid userid",
+    40013: "invalid corpid",
+    40014: "invalid access_token",
+    40050: "chatid not found",
+    40058: "invalid parameter",
+    40063: "some parameters are empty",
+    40068: "invalid tagid",
+    40096: "invalid external userid",
+    41001: "access_token missing",
+    41002: "corpid missing",
+    41004: "corpsecret missing",
+    41009: "missing userid",
+    41035: "missing external userid",
+    42001: "access_token expired",
+    45009: "api freq out of limit",
+    45033: "api concurrent out of limit",
+    47001: "data format error",
+    48002: "api forbidden",
+    60111: "userid not found",
+    84061: "not external contact",
+}
+
+
+class ApiFailure(Exception):
+    """Answer ``errcode`` instead of a payload."""
+
+    def __init__(self, errcode: int, detail: str = "") -> None:
+        self.errcode = errcode
+        self.detail = detail
+        super().__init__(f"errcode {errcode} {detail}".strip())
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: dict[str, Any] | None
+    secret: str | None  # the app whose token authorised the call; None for gettoken
+
+
+Handler = Callable[["FakeCorp", ApiRequest], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # under /cgi-bin/, without the leading slash
+    method: str  # GET or POST
+    handler: Handler
+    needs_token: bool = True
+
+
+def required_query(request: ApiRequest, name: str, errcode: int) -> str:
+    value = request.query.get(name, "")
+    if not value:
+        raise ApiFailure(errcode, f"{name} is required")
+    return value
+
+
+def required_body(request: ApiRequest, name: str, errcode: int = 40063) -> Any:
+    body = request.body or {}
+    value = body.get(name)
+    if value is None or value == "":
+        raise ApiFailure(errcode, f"{name} is required in the JSON body")
+    return value
