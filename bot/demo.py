@@ -47,7 +47,11 @@ def seed(fake: FakeWecom) -> None:
     fake.add_tag_group("客户等级", ["VIP", "新客"])
     fake.add_customer(DEMO_CUSTOMER, "李女士", gender=2, corp_name="春风花店")
     fake.add_follow(
-        DEMO_CUSTOMER, DEMO_STAFF, remark="李女士-花店", tags=["新客"], state=DEMO_CHANNEL_STATE
+        DEMO_CUSTOMER,
+        DEMO_STAFF,
+        remark="李女士-花店",
+        tags=[fake.tag_named("新客").id],
+        state=DEMO_CHANNEL_STATE,
     )
     fake.add_group(DEMO_GROUP, "春季花艺交流群", owner=DEMO_STAFF, members=[DEMO_STAFF])
     fake.add_group_member(DEMO_GROUP, DEMO_CUSTOMER)

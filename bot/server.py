@@ -24,7 +24,7 @@ from bot.callback.routes import add_callback_routes
 from bot.config import Config, WecomApp
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
-from bot.processing.registry import build_router
+from bot.processing.handlers.registry import build_router
 from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
 from sop.events import EventBus
@@ -53,6 +53,7 @@ class Runtime:
     refresher: Refresher | None
     http: aiohttp.ClientSession
     inbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    refresh_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -88,9 +89,11 @@ async def open_runtime(
         await prepare_database(engine, config.database_url)
         sessions = session_factory(engine)
         bus = bus or EventBus()
-        wake = asyncio.Event()
-        writer = InboxWriter(sessions, clock, on_new_rows=wake.set)
-        processor = InboxProcessor(sessions, build_router(), bus, clock)
+        inbox_wake, refresh_wake = asyncio.Event(), asyncio.Event()
+        writer = InboxWriter(sessions, clock, on_new_rows=inbox_wake.set)
+        processor = InboxProcessor(
+            sessions, build_router(), bus, clock, after_batch=refresh_wake.set
+        )
         refresher = None
         app = api_app(config)
         if app is None:
@@ -107,7 +110,17 @@ async def open_runtime(
             )
             refresher = Refresher(sessions, client, bus, clock)
         yield Runtime(
-            config, clock, engine, sessions, bus, writer, processor, refresher, http, wake
+            config,
+            clock,
+            engine,
+            sessions,
+            bus,
+            writer,
+            processor,
+            refresher,
+            http,
+            inbox_wake,
+            refresh_wake,
         )
     finally:
         await http.close()
@@ -134,14 +147,13 @@ def _background(
             runtime.processor.run_forever(runtime.inbox_wake, runtime.stopping)
         ]
         if runtime.refresher is not None:
-            loops.append(runtime.refresher.run_forever(runtime.stopping))
+            loops.append(runtime.refresher.run_forever(runtime.refresh_wake, runtime.stopping))
         tasks = [asyncio.ensure_future(loop) for loop in loops]
         try:
             yield
         finally:
             await runtime.writer.stop()
             runtime.stopping.set()
-            runtime.inbox_wake.set()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     return lifecycle

@@ -29,6 +29,21 @@ def postgres_server() -> Iterator[PostgresServer]:
     yield from postgres_database()
 
 
+def _postgres_url(request: pytest.FixtureRequest) -> str:
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    if server.url is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"SCRM_REQUIRE_POSTGRES is set but {server.reason}")
+        pytest.skip(server.reason)
+    return server.url
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """The session's PostgreSQL database, for tests that only make sense there."""
+    return _postgres_url(request)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(
     request: pytest.FixtureRequest,
@@ -38,12 +53,7 @@ def database_url(
     """The URL of a migrated, empty database on each backend, private to this test."""
     if request.param == "sqlite":
         return sqlite_copy(sqlite_template, tmp_path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    if server.url is None:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"SCRM_REQUIRE_POSTGRES is set but {server.reason}")
-        pytest.skip(server.reason)
-    return server.url
+    return _postgres_url(request)
 
 
 @pytest.fixture

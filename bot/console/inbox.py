@@ -86,7 +86,7 @@ def inbox_show(ctx: click.Context, row_id: int) -> None:
 @click.pass_context
 def inbox_retry(ctx: click.Context, row_ids: tuple[int, ...], retry_all: bool) -> None:
     """Put failed rows back in the queue; a running server processes them again."""
-    from bot.processing.retry import retry_failed
+    from bot.processing.processor import retry_failed
 
     if not row_ids and not retry_all:
         raise click.UsageError("name the rows to retry, or pass --all")

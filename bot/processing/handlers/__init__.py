@@ -1,0 +1,1 @@
+"""Handlers, one module per family; :mod:`bot.processing.handlers.registry` wires them."""

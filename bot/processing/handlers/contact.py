@@ -1,0 +1,46 @@
+"""``change_contact``: members join, change or leave the company's directory.
+
+The event names the fields that changed; the staff row takes them at once and a refresh
+fetches the rest. A deleted member keeps the row (their customers' history refers to it),
+with status 5, WeCom's "left the company".
+"""
+
+from __future__ import annotations
+
+from bot.processing import refresh_queue
+from bot.processing.context import HandlerContext
+from bot.processing.people import staff_by_userid
+from bot.processing.router import Router
+from bot.processing.wecom_events import ContactChangeEvent
+from store.models import Direction
+
+router = Router("contact")
+PREFIX = "wecom:event:change_contact"
+LEFT_COMPANY = 5
+
+
+@router.on(ContactChangeEvent, PREFIX)
+async def directory_changed(ctx: HandlerContext, event: ContactChangeEvent) -> None:
+    userid = event.new_userid or event.userid
+    if event.change_type in ("create_user", "update_user", "delete_user") and userid:
+        staff = await staff_by_userid(ctx.session, userid, ctx.clock.now())
+        if event.change_type == "delete_user":
+            staff.status = LEFT_COMPANY
+        else:
+            staff.name = event.name or staff.name
+            staff.position = event.position or staff.position
+            staff.status = event.status if event.status is not None else staff.status
+            if event.departments:
+                staff.departments = list(event.departments)
+            staff.main_department = event.main_department or staff.main_department
+            await refresh_queue.request_refresh(
+                ctx.session, refresh_queue.STAFF, userid, ctx.clock
+            )
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="directory_changed",
+        summary=event.summary(),
+        data={"change_type": event.change_type, "userid": event.userid, "raw": dict(event.raw)},
+        staff_userid=userid,
+    )

@@ -1,0 +1,175 @@
+"""``change_external_contact``: who follows which customer, from the staff member's side.
+
+Events carry ids only, so every change also asks for the customer's details to be fetched;
+the refresher then diffs tags and publishes ``TagAdded``/``TagRemoved``/``CustomerUpdated``.
+"""
+
+from __future__ import annotations
+
+from bot.processing import refresh_queue
+from bot.processing.context import HandlerContext
+from bot.processing.people import customer_by_external_id, relationship, staff_by_userid
+from bot.processing.router import Router
+from bot.processing.wecom_events import ExternalContactEvent
+from sop.events import CustomerAdded, CustomerRemoved, TransferFailed
+from store.models import Customer, CustomerStaff, Direction, FollowState, RemovedBy
+
+router = Router("external_contact")
+PREFIX = "wecom:event:change_external_contact"
+
+
+async def _load(
+    ctx: HandlerContext, event: ExternalContactEvent
+) -> tuple[Customer, CustomerStaff]:
+    if not event.external_userid or not event.userid:
+        raise ValueError(
+            f"{event.change_type} without UserID/ExternalUserID: "
+            f"UserID={event.userid!r} ExternalUserID={event.external_userid!r}"
+        )
+    now = ctx.clock.now()
+    customer = await customer_by_external_id(ctx.session, event.external_userid, now)
+    staff = await staff_by_userid(ctx.session, event.userid, now)
+    if staff.synced_at is None:
+        await refresh_queue.request_refresh(
+            ctx.session, refresh_queue.STAFF, staff.userid, ctx.clock
+        )
+    return customer, await relationship(ctx.session, customer.id, event.userid)
+
+
+def _data(event: ExternalContactEvent) -> dict[str, str | None]:
+    return {
+        "change_type": event.change_type,
+        "userid": event.userid,
+        "external_userid": event.external_userid,
+        "state": event.state,
+        "welcome_code": event.welcome_code,
+        "source": event.change_source,
+        "fail_reason": event.fail_reason,
+    }
+
+
+@router.on(
+    ExternalContactEvent, f"{PREFIX}:add_external_contact", f"{PREFIX}:add_half_external_contact"
+)
+async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> None:
+    customer, follow = await _load(ctx, event)
+    half = event.change_type == "add_half_external_contact"
+    follow.state = FollowState.HALF if half else FollowState.ACTIVE
+    if event.state is not None:
+        follow.channel_state = event.state
+    follow.added_at = ctx.occurred_at(event)
+    follow.removed_at = None
+    follow.removed_by = None
+    await refresh_queue.request_refresh(
+        ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
+    )
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="customer_added",
+        summary=f"{event.userid} {'half-' if half else ''}added the customer"
+        + (f" (channel {event.state})" if event.state else ""),
+        data=_data(event),
+        customer_id=customer.id,
+        staff_userid=event.userid,
+    )
+    await ctx.publish(
+        CustomerAdded(
+            **ctx.stamp(event),
+            customer_id=customer.id,
+            external_userid=event.external_userid,
+            staff_userid=event.userid,
+            channel_state=event.state,
+            welcome_code=event.welcome_code,
+            half=half,
+        )
+    )
+
+
+@router.on(ExternalContactEvent, f"{PREFIX}:edit_external_contact")
+async def customer_edited(ctx: HandlerContext, event: ExternalContactEvent) -> None:
+    customer, _ = await _load(ctx, event)
+    await refresh_queue.request_refresh(
+        ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
+    )
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="customer_edited",
+        summary=f"{event.userid} edited the customer",
+        data=_data(event),
+        customer_id=customer.id,
+        staff_userid=event.userid,
+    )
+
+
+@router.on(ExternalContactEvent, f"{PREFIX}:del_external_contact", f"{PREFIX}:del_follow_user")
+async def customer_removed(ctx: HandlerContext, event: ExternalContactEvent) -> None:
+    customer, follow = await _load(ctx, event)
+    by = RemovedBy.STAFF if event.change_type == "del_external_contact" else RemovedBy.CUSTOMER
+    follow.state = FollowState.REMOVED
+    follow.removed_at = ctx.occurred_at(event)
+    follow.removed_by = by
+    who = (
+        f"{event.userid} removed the customer"
+        if by is RemovedBy.STAFF
+        else (f"the customer removed {event.userid}")
+    )
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="customer_removed",
+        summary=who,
+        data=_data(event),
+        customer_id=customer.id,
+        staff_userid=event.userid,
+    )
+    await ctx.publish(
+        CustomerRemoved(
+            **ctx.stamp(event),
+            customer_id=customer.id,
+            external_userid=event.external_userid,
+            staff_userid=event.userid,
+            removed_by=by.value,
+        )
+    )
+
+
+@router.on(ExternalContactEvent, f"{PREFIX}:transfer_fail")
+async def transfer_failed(ctx: HandlerContext, event: ExternalContactEvent) -> None:
+    customer, follow = await _load(ctx, event)
+    reason = event.fail_reason or "unknown"
+    follow.transfer_fail_reason = reason
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="transfer_failed",
+        summary=f"transfer to {event.userid} failed: {reason}",
+        data=_data(event),
+        customer_id=customer.id,
+        staff_userid=event.userid,
+    )
+    await ctx.publish(
+        TransferFailed(
+            **ctx.stamp(event),
+            customer_id=customer.id,
+            external_userid=event.external_userid,
+            staff_userid=event.userid,
+            reason=reason,
+        )
+    )
+
+
+@router.on(ExternalContactEvent, f"{PREFIX}:msg_audit_approved")
+async def msg_audit_approved(ctx: HandlerContext, event: ExternalContactEvent) -> None:
+    """The customer agreed to chat archiving with this staff member."""
+    customer = await customer_by_external_id(ctx.session, event.external_userid, ctx.clock.now())
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind="msg_audit_approved",
+        summary=f"the customer agreed to chat archiving with {event.userid}",
+        data=_data(event),
+        customer_id=customer.id,
+        staff_userid=event.userid or None,
+    )

@@ -1,0 +1,177 @@
+"""The inbox processor: pending rows, in arrival order, through parse -> router -> handlers.
+
+A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several processors share the inbox; SQLite has a single writer). Each row runs in its own
+SAVEPOINT: a row whose handler fails is rolled back alone, with everything its subscribers
+wrote, and marked ``failed`` with its error, while the rest of the batch commits. A row is
+marked done in the same transaction as its effects, so it can never be processed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.processing.context import HandlerContext
+from bot.processing.parse import parse_payload
+from bot.processing.router import Router
+from sop.clock import Clock
+from sop.events import EventBus
+from store.models import InboxRow, InboxState
+
+log = logging.getLogger(__name__)
+
+#: How long run_forever sleeps when nothing wakes it.
+POLL_INTERVAL = 1.0
+#: The longest error text kept on a row.
+MAX_ERROR = 2000
+
+
+class _Claimed(NamedTuple):
+    id: int
+    source: str
+    content_type: str
+    payload: str
+    received_at: datetime
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message``, the way an operator reads it on a failed row."""
+    text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        router: Router,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = POLL_INTERVAL,
+        after_batch: Callable[[], None] | None = None,
+    ) -> None:
+        """``after_batch`` is called after a pass that took rows (the server wakes the refresher)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self._sessions = sessions
+        self._router = router
+        self._bus = bus
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._after_batch = after_batch
+
+    async def run_once(self) -> int:
+        """Process one batch of pending rows; returns how many rows were taken (done or failed)."""
+        async with self._sessions() as session, session.begin():
+            claim = (
+                select(
+                    InboxRow.id,
+                    InboxRow.source,
+                    InboxRow.content_type,
+                    InboxRow.payload,
+                    InboxRow.received_at,
+                )
+                .where(InboxRow.state == InboxState.PENDING)
+                .order_by(InboxRow.id)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = (await session.execute(claim)).all()
+            for row in rows:
+                await self._process(session, _Claimed(*row))
+        return len(rows)
+
+    async def _process(self, session: AsyncSession, row: _Claimed) -> None:
+        row_id, source = row.id, row.source
+        try:
+            async with session.begin_nested():
+                message = parse_payload(source, row.content_type, row.payload)
+                context = HandlerContext(
+                    session=session,
+                    clock=self._clock,
+                    inbox_id=row_id,
+                    source=source,
+                    received_at=row.received_at,
+                    publish=partial(self._bus.publish, session),
+                )
+                await self._router.dispatch(context, message)
+                await self._finish(session, row_id, InboxState.DONE, None)
+        except Exception as exc:
+            error = describe_error(exc)
+            log.warning("inbox row %s (%s) failed: %s", row_id, source, error, exc_info=exc)
+            await self._finish(session, row_id, InboxState.FAILED, error)
+
+    async def _finish(
+        self, session: AsyncSession, row_id: int, state: InboxState, error: str | None
+    ) -> None:
+        result = await session.execute(
+            update(InboxRow)
+            .where(InboxRow.id == row_id, InboxRow.state == InboxState.PENDING)
+            .values(
+                state=state,
+                error=error,
+                attempts=InboxRow.attempts + 1,
+                processed_at=self._clock.now(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise RuntimeError(f"inbox row {row_id} is no longer pending; not processing it again")
+
+    async def retry(self, ids: list[int] | None = None) -> int:
+        """Put failed rows (all of them when ``ids`` is None) back to pending."""
+        return await retry_failed(self._sessions, ids)
+
+    async def run_forever(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; sleep until ``wake`` (or the poll interval) when idle.
+
+        Nothing a row does stops the loop; a database outage is logged and retried.
+        """
+        while not stop.is_set():
+            wake.clear()
+            try:
+                taken = await self.run_once()
+            except Exception:
+                log.exception("inbox processing pass failed; retrying in %ss", self._poll_interval)
+                taken = 0
+            if taken and self._after_batch is not None:
+                self._after_batch()
+            if taken < self._batch_size:
+                await wait_any(wake, stop, seconds=self._poll_interval)
+
+
+async def retry_failed(
+    sessions: async_sessionmaker[AsyncSession], ids: list[int] | None = None
+) -> int:
+    """Put failed inbox rows (all of them when ``ids`` is None) back to pending."""
+    stmt = update(InboxRow).where(InboxRow.state == InboxState.FAILED)
+    if ids is not None:
+        stmt = stmt.where(InboxRow.id.in_(ids))
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            stmt.values(state=InboxState.PENDING).execution_options(synchronize_session=False)
+        )
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count
+
+
+async def wait_any(*events: asyncio.Event, seconds: float) -> None:
+    """Return when one of ``events`` is set or ``seconds`` have passed."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

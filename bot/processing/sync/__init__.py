@@ -1,0 +1,1 @@
+"""Applying fetched platform details to the model: one module per refresh kind."""
