@@ -34,3 +34,7 @@ main.add_command(simulate.simulate)
 main.add_command(timeline.customers)
 main.add_command(timeline.timeline)
 main.add_command(demo.demo)
+
+
+if __name__ == "__main__":
+    main()

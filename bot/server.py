@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.config import Config, WecomApp
+from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
-from bot.processing.handlers.registry import build_router
 from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
 from sop.events import EventBus
@@ -171,19 +172,22 @@ def build_app(runtime: Runtime) -> web.Application:
 async def serve_forever(
     config: Config, *, host: str | None = None, port: int | None = None
 ) -> None:
-    """Run until interrupted (Ctrl-C or SIGTERM)."""
+    """Run until SIGINT or SIGTERM, then stop taking callbacks, flush the inbox and exit."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     async with open_runtime(config) as runtime:
-        runner = web.AppRunner(build_app(runtime), handle_signals=True)
+        runner = web.AppRunner(build_app(runtime), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host or config.server.host, port or config.server.port)
         await site.start()
         log.info("listening on %s", site.name)
         try:
-            await asyncio.Event().wait()
-        except web.GracefulExit:
+            await stop.wait()
             log.info("stopping")
         finally:
             await runner.cleanup()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, text
 
@@ -31,6 +32,7 @@ from tests.support.database import Database
 from tests.support.fake_wecom import FakeWecom
 
 T = TypeVar("T")
+Client = TestClient[web.Request, web.Application]
 APP = WecomApp(
     name="sales",
     agent_id=1000002,
@@ -55,7 +57,7 @@ def make_config(db: Database, fake: FakeWecom) -> Config:
 @pytest.fixture
 async def server(
     db: Database, fake_wecom: FakeWecom, clock: ManualClock
-) -> AsyncIterator[tuple[TestClient[object, object], list[DomainEvent]]]:
+) -> AsyncIterator[tuple[Client, list[DomainEvent]]]:
     fake_wecom.add_staff("zhangsan", "张三")
     fake_wecom.add_customer(CUSTOMER, "李女士", follow=["zhangsan"])
     events: list[DomainEvent] = []
@@ -72,7 +74,7 @@ async def server(
         yield client, events
 
 
-async def send(client: TestClient[object, object], request: SignedRequest) -> tuple[int, str]:
+async def send(client: Client, request: SignedRequest) -> tuple[int, str]:
     response = await client.request(
         request.method,
         request.path,
@@ -109,7 +111,7 @@ def added(clock: ManualClock, nonce: str = "n1") -> SignedRequest:
 
 
 async def test_customer_added_callback_becomes_a_customer_with_details(
-    server: tuple[TestClient[object, object], list[DomainEvent]], db: Database, clock: ManualClock
+    server: tuple[Client, list[DomainEvent]], db: Database, clock: ManualClock
 ) -> None:
     client, events = server
     assert await send(client, added(clock)) == (200, "")
@@ -133,7 +135,7 @@ async def test_customer_added_callback_becomes_a_customer_with_details(
 
 
 async def test_same_callback_three_times_concurrently_is_one_row_and_one_entry(
-    server: tuple[TestClient[object, object], list[DomainEvent]], db: Database, clock: ManualClock
+    server: tuple[Client, list[DomainEvent]], db: Database, clock: ManualClock
 ) -> None:
     client, events = server
     request = added(clock)
@@ -156,7 +158,7 @@ async def test_same_callback_three_times_concurrently_is_one_row_and_one_entry(
 
 
 async def test_forged_callback_is_refused_and_stores_nothing(
-    server: tuple[TestClient[object, object], list[DomainEvent]], db: Database, clock: ManualClock
+    server: tuple[Client, list[DomainEvent]], db: Database, clock: ManualClock
 ) -> None:
     client, _ = server
     request = added(clock)
@@ -174,7 +176,7 @@ async def test_forged_callback_is_refused_and_stores_nothing(
 
 
 async def test_unprocessable_row_is_kept_failed_then_retried(
-    server: tuple[TestClient[object, object], list[DomainEvent]], db: Database, clock: ManualClock
+    server: tuple[Client, list[DomainEvent]], db: Database, clock: ManualClock
 ) -> None:
     client, _ = server
     # Decrypts and verifies, but is not a WeCom message: stored, then fails in processing.
@@ -203,7 +205,7 @@ async def test_unprocessable_row_is_kept_failed_then_retried(
 
 
 async def test_health_reports_inbox_counts(
-    server: tuple[TestClient[object, object], list[DomainEvent]], clock: ManualClock
+    server: tuple[Client, list[DomainEvent]], clock: ManualClock
 ) -> None:
     client, _ = server
     await send(client, added(clock))
