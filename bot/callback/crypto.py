@@ -96,10 +96,6 @@ class CallbackCipher:
         """An Official Account in safe mode (receive id = app id)."""
         return cls(MpCrypto(token, encoding_aes_key, app_id), MpPrpCrypto, token, app_id)
 
-    def matches(self, signature: str, timestamp: str, nonce: str, data: str) -> bool:
-        """Whether this endpoint's token produced ``signature`` (used to find the app)."""
-        return signature_matches(signature, self.token, timestamp, nonce, data)
-
     def decrypt(self, signature: str, timestamp: str, nonce: str, encrypt: str) -> str:
         """Check ``msg_signature`` over ``encrypt`` and return the decrypted plaintext."""
         try:

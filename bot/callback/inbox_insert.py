@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path
+from store.db import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite_connection, sqlite_path
 from store.models import InboxRow, InboxState
 
 _TABLE = cast(Table, InboxRow.__table__)
@@ -40,33 +40,35 @@ class BatchInsert(Protocol):
 
 
 def batch_insert_for(sessions: async_sessionmaker[AsyncSession]) -> BatchInsert:
-    """The thread-backed SQLite insert for a SQLite file, else SQLAlchemy Core."""
+    """The thread-backed insert for a SQLite file, else SQLAlchemy Core on the engine."""
     engine = sessions.kw.get("bind")
-    if isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(
+            f"the inbox writer needs sessions bound to an AsyncEngine, got {engine!r}; "
+            "use store.db.session_factory(engine)"
+        )
+    if engine.dialect.name == "sqlite":
         path = sqlite_path(engine.url)
         if path is not None:
             return SqliteThreadInsert(path, engine.dialect)
-    return CoreInsert(sessions)
+    return CoreInsert(engine)
 
 
 class CoreInsert:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` as one executemany through SQLAlchemy."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._statement: Any = None
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._statement = (
+            insert(_TABLE)
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.dedupe_key])
+            .returning(_TABLE.c.dedupe_key)
+        )
 
     async def __call__(self, rows: list[dict[str, Any]]) -> set[str]:
-        async with self._sessions.begin() as session:
-            if self._statement is None:
-                dialect = session.get_bind().dialect.name
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                self._statement = (
-                    insert(_TABLE)
-                    .on_conflict_do_nothing(index_elements=[_TABLE.c.dedupe_key])
-                    .returning(_TABLE.c.dedupe_key)
-                )
-            result = await session.execute(self._statement, rows)
+        async with self._engine.begin() as connection:
+            result = await connection.execute(self._statement, rows)
             return set(result.scalars().all())
 
     async def close(self) -> None:
@@ -95,12 +97,8 @@ class SqliteThreadInsert:
         self._executor.shutdown(wait=True)
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        connection = sqlite3.connect(self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        configure_sqlite_connection(connection)
         return connection
 
     def _disconnect(self) -> None:

@@ -71,14 +71,15 @@ class InboxWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._insert: BatchInsert | None = None
+        self._insert: BatchInsert | None = batch_insert_for(sessions)
         self.stats = WriterStats()
 
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("InboxWriter.start() called twice")
         self._closing = False
-        self._insert = batch_insert_for(self._sessions)
+        if self._insert is None:
+            self._insert = batch_insert_for(self._sessions)
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
     async def stop(self) -> None:
@@ -98,7 +99,7 @@ class InboxWriter:
         Returns after the transaction holding it has committed; raises InboxWriteError if it
         could not be stored.
         """
-        if self._closing or self._task is None:
+        if self._closing or self._task is None or self._task.done():
             raise WriterClosed("the inbox writer is not running")
         row = {
             "source": source,

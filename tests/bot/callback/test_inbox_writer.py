@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.callback.inbox_writer import InboxWriteError, InboxWriter, WriterClosed
 from store.models import InboxRow, InboxState
@@ -119,4 +120,18 @@ async def test_stop_flushes_and_then_refuses(db: Database, clock: ManualClock) -
 
 def test_max_batch_must_be_positive(clock: ManualClock) -> None:
     with pytest.raises(ValueError, match="max_batch"):
-        InboxWriter(None, clock, max_batch=0)  # type: ignore[arg-type]
+        InboxWriter(async_sessionmaker(), clock, max_batch=0)
+
+
+def test_sessions_must_be_bound_to_an_engine(clock: ManualClock) -> None:
+    with pytest.raises(TypeError, match="session_factory"):
+        InboxWriter(async_sessionmaker(), clock)
+
+
+async def test_restart_after_stop(db: Database, clock: ManualClock) -> None:
+    writer = InboxWriter(db.sessions, clock)
+    async with running(writer):
+        assert await writer.accept("s", "k1", "json", "{}")
+    async with running(writer):
+        assert await writer.accept("s", "k2", "json", "{}")
+    assert len(await rows(db)) == 2

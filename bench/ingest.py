@@ -1,0 +1,357 @@
+"""Ingest benchmark: signed WeCom callbacks through the real HTTP server into the inbox.
+
+Run ``python -m bench.ingest`` (options: ``--help``). For each database (a SQLite file under a
+temporary folder, and PostgreSQL when it answers at 127.0.0.1:5432, in a scratch database
+created and dropped here) it starts the server with the inbox writer in one separate process,
+drives it from this process with N concurrent connections over loopback for a bounded number of
+distinct signed callbacks, and prints accepted callbacks/s, p50/p99 latency, the server's peak
+RSS and how many transactions the writer used. It also measures the floor: signature check +
+wechatpy ``decrypt_message`` + wechatpy ``parse_message`` alone in a loop, and prints the ratio
+end-to-end / floor (goal: >= 0.5 on SQLite). With two or more CPUs the server is pinned to one
+core and the driver to another with ``--pin`` (off by default: on a shared machine the scheduler
+does better). uvloop is used when importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from bot.callback.inbox_writer import InboxWriter
+from bot.callback.routes import add_callback_routes
+from bot.callback.samples import SignedRequest, customer_added_xml, sign_wecom
+from bot.config import Config, parse_config
+from sop.clock import SystemClock
+from store.db import create_engine, session_factory
+from store.migrate import upgrade
+
+CORP_ID = "ww0bench0corp0id"
+APP = {
+    "name": "bench",
+    "agent_id": 1000002,
+    "token": "benchToken",
+    "encoding_aes_key": "J6MSm+Mxx6aK5Ty67kVGmCxvdWhn2O8x+J2L7TnSD+s",
+}
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def bench_config(database_url: str) -> Config:
+    return parse_config(
+        {"database_url": database_url, "wecom": {"corp_id": CORP_ID, "apps": [APP]}}, environ={}
+    )
+
+
+def run(main: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run, on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def pin_to_cpu(index: int) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+
+
+# -- the server process -----------------------------------------------------------------------
+
+
+async def serve(database_url: str) -> None:
+    """Run the callback server until stdin closes; then print the writer's stats as JSON."""
+    config = bench_config(database_url)
+    engine = create_engine(database_url)
+    writer = InboxWriter(session_factory(engine), SystemClock())
+    await writer.start()
+    app = web.Application()
+    add_callback_routes(app, config, writer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    started = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"READY {port}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+    await writer.stop()
+    await engine.dispose()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage.ru_utime + usage.ru_stime) - (started.ru_utime + started.ru_stime)
+    report = {
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "serving_cpu_seconds": round(cpu, 3),
+        **asdict(writer.stats),
+    }
+    print(json.dumps(report), flush=True)
+
+
+# -- the driver -------------------------------------------------------------------------------
+
+
+def make_requests(count: int) -> list[SignedRequest]:
+    """``count`` distinct signed callbacks (customer added through a channel code)."""
+    app = bench_config("sqlite://").wecom.apps[0]
+    base = 1_700_000_000
+    return [
+        sign_wecom(
+            app,
+            CORP_ID,
+            customer_added_xml(
+                corp_id=CORP_ID,
+                user_id=f"staff{i % 50}",
+                external_user_id=f"wmBench{i:012d}AAAA",
+                state=f"channel{i % 7}",
+                welcome_code=f"WELCOME{i:016d}",
+                create_time=base + i // 10,
+            ),
+            timestamp=base + i // 10,
+            nonce=f"{i:010d}",
+        )
+        for i in range(count)
+    ]
+
+
+@dataclass
+class DriveResult:
+    accepted: int
+    failed: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(base_url: str, requests: list[SignedRequest], connections: int) -> DriveResult:
+    urls = [(URL(r.url(base_url), encoded=True), r.body) for r in requests]
+    latencies: list[float] = []
+    failed = 0
+    next_index = 0
+    headers = {"Content-Type": "text/xml"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal next_index, failed
+        while next_index < len(urls):
+            url, body = urls[next_index]
+            next_index += 1
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    failed += 1
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        warm = min(200, len(urls) // 10)
+        await asyncio.gather(*(worker_once(session, u, b, headers) for u, b in urls[:warm]))
+        next_index = warm
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+        seconds = time.perf_counter() - started
+    return DriveResult(len(latencies), failed, seconds, latencies)
+
+
+async def worker_once(
+    session: aiohttp.ClientSession, url: URL, body: bytes, headers: dict[str, str]
+) -> None:
+    async with session.post(url, data=body, headers=headers) as response:
+        await response.read()
+
+
+# -- the floor --------------------------------------------------------------------------------
+
+
+def floor_rate(requests: list[SignedRequest], seconds: float = 3.0) -> float:
+    """Callbacks/s of signature check + wechatpy decrypt_message + parse_message alone."""
+    from wechatpy.enterprise import parse_message
+    from wechatpy.enterprise.crypto import WeChatCrypto
+
+    crypto = WeChatCrypto(APP["token"], APP["encoding_aes_key"], CORP_ID)
+    done = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    for request in requests:
+        q = request.query
+        plaintext = crypto.decrypt_message(
+            request.body, q["msg_signature"], q["timestamp"], q["nonce"]
+        )
+        parse_message(plaintext)
+        done += 1
+        if time.perf_counter() > deadline:
+            break
+    return done / (time.perf_counter() - started)
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+async def migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def count_rows(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from store.models import InboxRow
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(InboxRow))).scalar_one()
+            )
+    finally:
+        await engine.dispose()
+
+
+async def postgres_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def postgres_available() -> str | None:
+    try:
+        run(postgres_admin("SELECT 1"))
+    except Exception as exc:  # asyncpg raises its own errors besides OSError
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    requests: list[SignedRequest]
+    connections: int
+    floor: float
+    pin: bool
+
+
+def bench_backend(label: str, url: str, plan: Plan) -> None:
+    """Migrate ``url``, serve it from a child process, drive it, print one line."""
+    run(migrate(url))
+    command = [sys.executable, "-m", "bench.ingest", "--serve", url]
+    server = subprocess.Popen(
+        [*command, "--pin"] if plan.pin else command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        ready = server.stdout.readline().split()
+        if ready[:1] != ["READY"]:
+            raise RuntimeError(f"server did not start: {ready!r}")
+        result = run(drive(f"http://127.0.0.1:{ready[1]}", plan.requests, plan.connections))
+    finally:
+        server.stdin.close()
+        stats_line = server.stdout.readline()
+        server.wait(timeout=60)
+    stats = json.loads(stats_line) if stats_line else {}
+    rows = run(count_rows(url))
+    print(
+        f"{label:<10} {result.accepted:>6} accepted ({result.failed} failed, {rows} rows) "
+        f"in {result.seconds:.2f} s: {result.rate:,.0f} callbacks/s, "
+        f"p50 {result.percentile(0.5) * 1000:.1f} ms, "
+        f"p99 {result.percentile(0.99) * 1000:.1f} ms, "
+        f"peak RSS {stats.get('peak_rss_mb', '?')} MB, {stats.get('batches', '?')} transactions "
+        f"(largest {stats.get('largest_batch', '?')}); "
+        f"end-to-end/floor {result.rate / plan.floor:.2f}"
+    )
+    if rows and stats.get("serving_cpu_seconds"):
+        cpu_us = stats["serving_cpu_seconds"] / rows * 1e6
+        floor_us = 1e6 / plan.floor
+        print(
+            f"{'':<10} server CPU {cpu_us:.0f} us a callback (HTTP, crypto, inbox) against the "
+            f"floor's {floor_us:.0f} us: floor/server CPU {floor_us / cpu_us:.2f}"
+        )
+
+
+def bench_sqlite(plan: Plan) -> None:
+    with tempfile.TemporaryDirectory(prefix="scrm-bench-") as folder:
+        bench_backend("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}", plan)
+
+
+def bench_postgres(plan: Plan) -> None:
+    problem = postgres_available()
+    if problem is not None:
+        print(f"postgres   skipped: not reachable at 127.0.0.1:5432 ({problem})")
+        return
+    name = f"scrm_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    run(postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        bench_backend("postgres", f"postgresql://postgres@127.0.0.1:5432/{name}", plan)
+    finally:
+        run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--callbacks", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--pin", action="store_true", help="server on one CPU, driver on another")
+    parser.add_argument("--serve", metavar="DATABASE_URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        if args.pin:
+            pin_to_cpu(0)
+        run(serve(args.serve))
+        return
+    if args.pin:
+        pin_to_cpu(1)
+    try:
+        import uvloop  # noqa: F401
+
+        loop_name = "uvloop"
+    except ImportError:
+        loop_name = "asyncio"
+    print(f"{args.callbacks} distinct callbacks, {args.connections} connections, {loop_name}")
+    requests = make_requests(args.callbacks)
+    floor = floor_rate(requests)
+    print(f"floor      signature + decrypt_message + parse_message: {floor:,.0f} callbacks/s")
+    plan = Plan(requests, args.connections, floor, args.pin)
+    if args.backend in ("sqlite", "all"):
+        bench_sqlite(plan)
+    if args.backend in ("postgres", "all"):
+        bench_postgres(plan)
+
+
+if __name__ == "__main__":
+    main()
