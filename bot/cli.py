@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bot.console import context, database, demo, inbox, server, simulate, timeline
+from bot.console import context, database, demo, inbox, outbox, server, simulate, timeline
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -30,6 +30,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 main.add_command(server.serve)
 main.add_command(database.db)
 main.add_command(inbox.inbox)
+main.add_command(outbox.outbox)
 main.add_command(simulate.simulate)
 main.add_command(timeline.customers)
 main.add_command(timeline.timeline)

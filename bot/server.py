@@ -1,9 +1,9 @@
-"""The composition root: one process that accepts callbacks, processes the inbox and refreshes
-details from the WeCom API.
+"""The composition root: one process that accepts callbacks, processes the inbox, refreshes
+details from the WeCom API and delivers the outbox.
 
 Read top to bottom: open the database (SQLite is migrated here; PostgreSQL must already be),
-start the inbox writer, mount the callback routes, then run the processor and the refresher as
-background tasks that stop cleanly with the server.
+start the inbox writer, mount the callback routes, then run the processor, the refresher and the
+sender as background tasks that stop cleanly with the server.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
+from bot.channels.app_message import AppMessageChannel
+from bot.channels.welcome import WelcomeChannel
 from bot.config import Config, WecomApp
 from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
 from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
+from sop.delivery.channel import Channel
+from sop.delivery.sender import Sender
 from sop.events import EventBus
 from store.db import create_engine, is_sqlite, session_factory
 from store.migrate import current_revision, head_revision, upgrade
@@ -52,9 +56,11 @@ class Runtime:
     writer: InboxWriter
     processor: InboxProcessor
     refresher: Refresher | None
+    sender: Sender | None
     http: aiohttp.ClientSession
     inbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
     refresh_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    send_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -92,10 +98,15 @@ async def open_runtime(
         bus = bus or EventBus()
         inbox_wake, refresh_wake = asyncio.Event(), asyncio.Event()
         writer = InboxWriter(sessions, clock, on_new_rows=inbox_wake.set)
-        processor = InboxProcessor(
-            sessions, build_router(), bus, clock, after_batch=refresh_wake.set
-        )
-        refresher = None
+        send_wake = asyncio.Event()
+
+        def after_batch() -> None:
+            # A batch may have queued refreshes and outbox rows (welcome codes live 20 s).
+            refresh_wake.set()
+            send_wake.set()
+
+        processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
+        refresher = sender = None
         app = api_app(config)
         if app is None:
             log.warning("no wecom app has a secret: customer and group details are not fetched")
@@ -110,6 +121,10 @@ async def open_runtime(
                 http=http,
             )
             refresher = Refresher(sessions, client, bus, clock)
+            channels: list[Channel] = [WelcomeChannel(client, clock)]
+            if app.agent_id is not None:
+                channels.append(AppMessageChannel(client, app.agent_id))
+            sender = Sender(sessions, channels, clock)
         yield Runtime(
             config,
             clock,
@@ -119,9 +134,11 @@ async def open_runtime(
             writer,
             processor,
             refresher,
+            sender,
             http,
             inbox_wake,
             refresh_wake,
+            send_wake,
         )
     finally:
         await http.close()
@@ -149,6 +166,8 @@ def _background(
         ]
         if runtime.refresher is not None:
             loops.append(runtime.refresher.run_forever(runtime.refresh_wake, runtime.stopping))
+        if runtime.sender is not None:
+            loops.append(runtime.sender.run_forever(runtime.send_wake, runtime.stopping))
         tasks = [asyncio.ensure_future(loop) for loop in loops]
         try:
             yield

@@ -3,6 +3,7 @@
 from store.models.base import Base, UTCDateTime
 from store.models.groups import CustomerGroup, GroupMember
 from store.models.inbox import InboxRow, InboxState
+from store.models.outbox import FINAL_STATES, OutboxRow, OutboxState
 from store.models.people import (
     Customer,
     CustomerStaff,
@@ -16,6 +17,7 @@ from store.models.tags import CustomerTag, Tag, TagSource
 from store.models.timeline import Direction, Interaction
 
 __all__ = [
+    "FINAL_STATES",
     "AccessToken",
     "Base",
     "Customer",
@@ -29,6 +31,8 @@ __all__ = [
     "InboxState",
     "Interaction",
     "MpFollower",
+    "OutboxRow",
+    "OutboxState",
     "RefreshRequest",
     "RemovedBy",
     "Staff",

@@ -25,6 +25,7 @@ from tests.support.fake_wecom.models import (
     TagGroup,
     epoch,
 )
+from tests.support.fake_wecom.outbound import Outbound, WelcomeCode
 
 TOKEN_LIFETIME = timedelta(seconds=7200)
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class FakeCorp:
         self.groups: dict[str, GroupChat] = {}
         self.tag_groups: dict[str, TagGroup] = {}
         self.tags: dict[str, Tag] = {}
+        self.outbound = Outbound()
         self._ids = itertools.count(1)
 
     def now(self) -> datetime:
@@ -271,6 +273,24 @@ class FakeCorp:
     def dismiss_group(self, chat_id: str) -> None:
         self._lookup(self.groups, chat_id, "group", "add_group")
         del self.groups[chat_id]
+
+    # --- outbound messages -------------------------------------------------------------------
+
+    def add_welcome_code(
+        self,
+        external_userid: str,
+        userid: str,
+        *,
+        code: str | None = None,
+        issued_at: datetime | None = None,
+    ) -> str:
+        """The WelcomeCode an add event carries, good for 20 s from ``issued_at`` (now)."""
+        self._lookup(self.staff, userid, "staff member", "add_staff")
+        welcome = WelcomeCode(
+            code or self.new_id("wc"), userid, external_userid, issued_at or self.now()
+        )
+        self.outbound.welcome_codes[welcome.code] = welcome
+        return welcome.code
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """Every API the fake answers, by path; one module per API family."""
 
-from tests.support.fake_wecom.api import contacts, groups, tags, token, users
+from tests.support.fake_wecom.api import contacts, groups, message, tags, token, users, welcome
 from tests.support.fake_wecom.api.base import ApiFailure, ApiRequest, Route
 
 ROUTES: dict[str, Route] = {
     route.path: route
-    for family in (token, contacts, groups, users, tags)
+    for family in (token, contacts, groups, users, tags, message, welcome)
     for route in family.ROUTES
 }
 

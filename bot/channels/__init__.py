@@ -1,0 +1,10 @@
+"""Channel adapters: the sender's :class:`~sop.delivery.channel.Channel` over the WeCom client.
+
+One module per channel; the composition root builds the ones the configuration allows and
+hands them to :class:`~sop.delivery.sender.Sender`.
+"""
+
+from bot.channels.app_message import AppMessageChannel
+from bot.channels.welcome import WelcomeChannel
+
+__all__ = ["AppMessageChannel", "WelcomeChannel"]
