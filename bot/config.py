@@ -25,6 +25,7 @@ from pydantic import (
 
 DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
 WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
+MP_API_BASE_URL = "https://api.weixin.qq.com"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
@@ -94,6 +95,7 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig)
     wecom: WecomConfig = Field(default_factory=WecomConfig)
     mp: tuple[MpAccount, ...] = ()
+    mp_api_base_url: str = MP_API_BASE_URL
 
     @field_validator("timezone")
     @classmethod

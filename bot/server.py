@@ -23,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.channels.app_message import AppMessageChannel
+from bot.channels.mp_message import MpMessageChannel
 from bot.channels.welcome import WelcomeChannel
 from bot.config import Config, WecomApp
 from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
+from bot.wechat_mp.client import MpClient
 from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
 from sop.delivery.channel import Channel
@@ -85,6 +87,32 @@ def api_app(config: Config) -> WecomApp | None:
     return next((app for app in config.wecom.apps if app.secret), None)
 
 
+def mp_channels(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    http: aiohttp.ClientSession,
+) -> list[Channel]:
+    """One customer-service message channel per Official Account that has a secret."""
+    return [
+        MpMessageChannel(
+            MpClient(
+                app_id=account.app_id,
+                secret=account.secret,
+                sessions=sessions,
+                clock=clock,
+                http=http,
+                base_url=config.mp_api_base_url,
+            ),
+            account.name,
+            sessions,
+            clock,
+        )
+        for account in config.mp
+        if account.secret
+    ]
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     config: Config, *, clock: Clock | None = None, bus: EventBus | None = None
@@ -106,7 +134,8 @@ async def open_runtime(
             send_wake.set()
 
         processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
-        refresher = sender = None
+        refresher = None
+        channels: list[Channel] = mp_channels(config, sessions, clock, http)
         app = api_app(config)
         if app is None:
             log.warning("no wecom app has a secret: customer and group details are not fetched")
@@ -121,10 +150,10 @@ async def open_runtime(
                 http=http,
             )
             refresher = Refresher(sessions, client, bus, clock)
-            channels: list[Channel] = [WelcomeChannel(client, clock)]
+            channels.append(WelcomeChannel(client, clock))
             if app.agent_id is not None:
                 channels.append(AppMessageChannel(client, app.agent_id))
-            sender = Sender(sessions, channels, clock)
+        sender = Sender(sessions, channels, clock) if channels else None
         yield Runtime(
             config,
             clock,

@@ -5,6 +5,7 @@ hands them to :class:`~sop.delivery.sender.Sender`.
 """
 
 from bot.channels.app_message import AppMessageChannel
+from bot.channels.mp_message import MpMessageChannel
 from bot.channels.welcome import WelcomeChannel
 
-__all__ = ["AppMessageChannel", "WelcomeChannel"]
+__all__ = ["AppMessageChannel", "MpMessageChannel", "WelcomeChannel"]

@@ -15,9 +15,16 @@ from typing import Any
 #: Channel names, as outbox rows carry them.
 STAFF_APP = "wecom_app"  # an app message to a staff member (message/send)
 WELCOME = "wecom_welcome"  # the welcome message of a new customer (send_welcome_msg)
+MP_CUSTOM = "mp"  # + ":<account>": an Official Account customer-service message (custom/send)
+#: ``outbox.channel`` holds 32 characters.
+CHANNEL_NAME_LIMIT = 32
 
 #: A welcome code is good for 20 seconds after the add event (WECOM.md, "Sending").
 WELCOME_CODE_VALIDITY = timedelta(seconds=20)
+#: An Official Account may answer a follower for 48 hours after the follower's last message,
+#: at most 5 messages in that window (WECOM.md, "Sending").
+MP_REPLY_WINDOW = timedelta(hours=48)
+MP_REPLY_QUOTA = 5
 
 Payload = dict[str, Any]
 
@@ -68,6 +75,44 @@ def welcome_expires_at(added_at: datetime) -> datetime:
     return added_at + WELCOME_CODE_VALIDITY
 
 
+def mp_channel(account: str) -> str:
+    """The channel name of rows for the Official Account named ``account`` in the config."""
+    name = f"{MP_CUSTOM}:{account}"
+    if len(name) > CHANNEL_NAME_LIMIT:
+        raise ValueError(
+            f"Official Account name {account!r} is too long for an outbox channel name"
+            f" ({name!r} > {CHANNEL_NAME_LIMIT} characters): rename it in config.yaml"
+            f" (mp_accounts[].name) to at most {CHANNEL_NAME_LIMIT - len(MP_CUSTOM) - 1}"
+        )
+    return name
+
+
+def mp_window_closes_at(last_message_at: datetime) -> datetime:
+    """When the reply window opened by a follower's message at ``last_message_at`` closes."""
+    return last_message_at + MP_REPLY_WINDOW
+
+
+def mp_news(title: str, description: str, url: str, picture_url: str = "") -> Payload:
+    """A customer-service link card (``news`` with one article: the platform shows one)."""
+    article = {"title": title, "description": description, "url": url, "picurl": picture_url}
+    return {"msgtype": "news", "news": {"articles": [article]}}
+
+
+def mp_image(media_id: str) -> Payload:
+    """An image uploaded beforehand as temporary or permanent material."""
+    return {"msgtype": "image", "image": {"media_id": media_id}}
+
+
+def mp_miniprogram(title: str, appid: str, pagepath: str, thumb_media_id: str) -> Payload:
+    page = {
+        "title": title,
+        "appid": appid,
+        "pagepath": pagepath,
+        "thumb_media_id": thumb_media_id,
+    }
+    return {"msgtype": "miniprogrampage", "miniprogrampage": page}
+
+
 def summarize(payload: Payload, limit: int = 120) -> str:
     """One line for timelines and listings: the text, title or card title of a payload."""
     kind = payload.get("msgtype", "")
@@ -75,6 +120,8 @@ def summarize(payload: Payload, limit: int = 120) -> str:
     line = ""
     if kind == "template_card" and isinstance(body, dict):
         line = str(body.get("main_title", {}).get("title", ""))
+    elif kind == "news" and isinstance(body, dict) and body.get("articles"):
+        line = str(body["articles"][0].get("title", ""))
     elif isinstance(body, dict):
         line = str(body.get("content") or body.get("title") or "")
     elif isinstance(payload.get("text"), dict):
