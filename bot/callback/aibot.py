@@ -27,6 +27,6 @@ class AibotEndpoint:
         signature, timestamp, nonce = query_values(request, "msg_signature", "timestamp", "nonce")
         encrypt = json_envelope_encrypt(await read_body(request, self.max_body_bytes), "encrypt")
         target = self.targets.pick(request, signature, timestamp, nonce, encrypt)
-        plaintext = target.require_cipher().decrypt(signature, timestamp, nonce, encrypt)
+        plaintext = target.require_cipher().decrypt_verified(encrypt)
         await store(request, target, plaintext, "json")
         return web.Response()

@@ -67,7 +67,7 @@ class MpEndpoint:
         else:
             encrypt = json_envelope_encrypt(body, "Encrypt")
         target = self.targets.pick(request, signature, timestamp, nonce, encrypt)
-        plaintext = target.require_cipher().decrypt(signature, timestamp, nonce, encrypt)
+        plaintext = target.require_cipher().decrypt_verified(encrypt)
         return target, refuse_dtd(plaintext) if kind == "xml" else plaintext
 
     def _plain(self, request: web.Request, body: bytes, kind: str) -> tuple[Target, str]:

@@ -26,7 +26,6 @@ class WecomEndpoint:
         signature, timestamp, nonce = query_values(request, "msg_signature", "timestamp", "nonce")
         encrypt = xml_envelope_encrypt(await read_body(request, self.max_body_bytes))
         target = self.targets.pick(request, signature, timestamp, nonce, encrypt)
-        cipher = target.require_cipher()
-        plaintext = refuse_dtd(cipher.decrypt(signature, timestamp, nonce, encrypt))
+        plaintext = refuse_dtd(target.require_cipher().decrypt_verified(encrypt))
         await store(request, target, plaintext, "xml")
         return web.Response()

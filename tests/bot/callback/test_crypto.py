@@ -210,6 +210,44 @@ def test_malformed_envelopes(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        WECOM_ENVELOPE,
+        b"<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>",
+        b"<xml><Encrypt><![CDATA[ab]]>c<![CDATA[d]]></Encrypt></xml>",
+        b"<xml><Encrypt>a<b>inner</b>tail</Encrypt></xml>",
+        b"<xml><Wrap><Encrypt>deep</Encrypt></Wrap><Encrypt>top</Encrypt></xml>",
+        b"<?xml version='1.0' encoding='utf-8'?><!-- c --><xml><Encrypt>x&amp;y</Encrypt></xml>",
+        b"<xml><e:Encrypt xmlns:e='urn:x'>ns</e:Encrypt><Encrypt>plain</Encrypt></xml>",
+    ],
+)
+def test_envelope_reader_agrees_with_elementtree(body: bytes) -> None:
+    """The lean expat reader returns what defusedxml + ``findtext("Encrypt")`` would."""
+    assert xml_envelope_encrypt(body) == parse_safe_xml(body).findtext("Encrypt")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml><Encrypt>&undeclared;</Encrypt></xml>",
+        b"<xml><Wrap><Encrypt>deep only</Encrypt></Wrap></xml>",
+        b"<Encrypt>root only</Encrypt>",
+        b"<xml><Encrypt>a</Encrypt></xml><xml/>",
+    ],
+)
+def test_envelope_reader_refuses(body: bytes) -> None:
+    with pytest.raises(MalformedCallback):
+        xml_envelope_encrypt(body)
+
+
+def test_decrypt_verified_skips_only_the_signature() -> None:
+    assert wecom_cipher().decrypt_verified(WECOM_ENCRYPT) == WECOM_PLAINTEXT
+    other_corp = CallbackCipher.wecom(WECOM_TOKEN, WECOM_KEY, "ww-other-corp")
+    with pytest.raises(DecryptError):
+        other_corp.decrypt_verified(WECOM_ENCRYPT)
+
+
+@pytest.mark.parametrize(
     "body", [b"", b"[1]", b'{"encrypt": 3}', b'{"other": "x"}', b"[" * 100_000, b"\xff"]
 )
 def test_malformed_json_envelopes(body: bytes) -> None:
