@@ -3,6 +3,9 @@
 SQLite is the embedded default: WAL mode, a busy timeout, foreign keys on, and
 ``BEGIN IMMEDIATE`` so a writer takes the lock up front instead of failing half way
 (pysqlite's own transaction handling is switched off, which also makes SAVEPOINT work).
+SQLite files are opened through :mod:`store.sqlite_inline`, which runs sqlite3 on the event
+loop thread instead of aiosqlite's worker thread (statements are microseconds; the thread
+hand-offs were most of the cost); in-memory and URI databases keep aiosqlite.
 PostgreSQL goes through asyncpg; a plain ``postgresql://`` URL is accepted and mapped to it.
 """
 
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -65,10 +70,16 @@ def configure_sqlite_connection(dbapi_connection: Any) -> None:
     cursor.close()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, inline: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         configure_sqlite_connection(dbapi_connection)
+        if inline:
+            # Waits for other connections' locks would stall the event loop: keep them short;
+            # store.sqlite_inline retries a busy BEGIN asynchronously up to the usual timeout.
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+            cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -82,8 +93,18 @@ def create_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Async
         path = sqlite_path(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        inline = (
+            path is not None
+            and not parsed.query
+            and "creator" not in kwargs
+            and "async_creator" not in kwargs
+        )
+        if inline:
+            kwargs["async_creator"] = inline_creator(
+                str(path), busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
+            )
         engine = create_async_engine(parsed, echo=echo, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, inline=inline)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)

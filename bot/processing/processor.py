@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processing.context import HandlerContext
@@ -42,6 +42,21 @@ class _Claimed(NamedTuple):
     received_at: datetime
 
 
+_columns = InboxRow.__table__.c
+#: Built once (with bound parameters): building a statement costs more than running it.
+_FINISH = (
+    update(InboxRow)
+    .where(InboxRow.id == bindparam("row_id"), InboxRow.state == InboxState.PENDING)
+    .values(
+        state=bindparam("new_state", type_=_columns.state.type),
+        error=bindparam("new_error", type_=_columns.error.type),
+        attempts=InboxRow.attempts + 1,
+        processed_at=bindparam("now", type_=_columns.processed_at.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def describe_error(exc: BaseException) -> str:
     """``Type: message``, the way an operator reads it on a failed row."""
     text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
@@ -60,7 +75,7 @@ class InboxProcessor:
         poll_interval: float = POLL_INTERVAL,
         after_batch: Callable[[], None] | None = None,
     ) -> None:
-        """``after_batch`` is called after a pass that took rows (the server wakes the refresher)."""
+        """``after_batch`` runs after a pass that took rows (the server wakes the refresher)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._sessions = sessions
@@ -116,15 +131,8 @@ class InboxProcessor:
         self, session: AsyncSession, row_id: int, state: InboxState, error: str | None
     ) -> None:
         result = await session.execute(
-            update(InboxRow)
-            .where(InboxRow.id == row_id, InboxRow.state == InboxState.PENDING)
-            .values(
-                state=state,
-                error=error,
-                attempts=InboxRow.attempts + 1,
-                processed_at=self._clock.now(),
-            )
-            .execution_options(synchronize_session=False)
+            _FINISH,
+            {"row_id": row_id, "new_state": state, "new_error": error, "now": self._clock.now()},
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise RuntimeError(f"inbox row {row_id} is no longer pending; not processing it again")

@@ -9,8 +9,9 @@ does the fetching.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import and_, case
+from sqlalchemy import Executable, Table, and_, bindparam, case
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.processing.upsert import dialect_insert
@@ -39,19 +40,45 @@ async def request_refresh(
         raise ValueError(f"unknown refresh kind {kind!r}: use one of {', '.join(KINDS)}")
     now = clock.now()
     due = now + timedelta(seconds=delay)
-    table = RefreshRequest.__table__
-    stmt = dialect_insert(session, RefreshRequest).values(
-        kind=kind, key=key, due_at=due, attempts=0, requested_at=now, version=1
+    await session.execute(
+        _upsert_statement(session),
+        {"kind": kind, "key": key, "due": due, "now": now},
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "key"],
-        set_={
-            "due_at": case(
-                (and_(table.c.attempts == 0, table.c.due_at > due), due),
-                else_=table.c.due_at,
-            ),
-            "requested_at": now,
-            "version": table.c.version + 1,
-        },
-    )
-    await session.execute(stmt)
+
+
+_UPSERTS: dict[str, Executable] = {}
+
+
+def _upsert_statement(session: AsyncSession) -> Executable:
+    """The upsert, built once per dialect with bound parameters.
+
+    Plain Core, not ORM-enabled (nothing here touches loaded objects), and reused: building
+    and cache-keying the statement, and the ORM bulk-DML path, cost several times the
+    statement itself on SQLite.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        table = cast(Table, RefreshRequest.__table__)
+        due = bindparam("due", type_=table.c.due_at.type)
+        now = bindparam("now", type_=table.c.requested_at.type)
+        insert = dialect_insert(session, table).values(
+            kind=bindparam("kind", type_=table.c.kind.type),
+            key=bindparam("key", type_=table.c.key.type),
+            due_at=due,
+            attempts=0,
+            requested_at=now,
+            version=1,
+        )
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["kind", "key"],
+            set_={
+                "due_at": case(
+                    (and_(table.c.attempts == 0, table.c.due_at > due), due),
+                    else_=table.c.due_at,
+                ),
+                "requested_at": now,
+                "version": table.c.version + 1,
+            },
+        )
+    return stmt
