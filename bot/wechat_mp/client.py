@@ -72,15 +72,10 @@ class MpClient:
         more. Every failure is an :class:`MpApiError`.
         """
         api = path.strip("/")
-        token = await self.tokens.get()
-        try:
-            return await self._send(method, api, token, params, json)
-        except MpApiError as exc:
-            if exc.errcode not in TOKEN_ERRCODES:
-                raise
-        await self.tokens.invalidate(token)
-        token = await self.tokens.get()
-        return await self._send(method, api, token, params, json)
+        return await self.tokens.call_with_token(
+            lambda token: self._send(method, api, token, params, json),
+            refused=lambda exc: isinstance(exc, MpApiError) and exc.errcode in TOKEN_ERRCODES,
+        )
 
     async def send_custom_message(self, openid: str, message: dict[str, Any]) -> Payload:
         """``message/custom/send``: ``message`` is a body built by :mod:`sop.delivery.messages`

@@ -72,15 +72,10 @@ class WecomClient:
         On 40014/42001 the token is dropped, a new one fetched and the call sent once more.
         """
         api = path.strip("/")
-        token = await self.tokens.get()
-        try:
-            return await self._send(method, api, token, params, json)
-        except WecomApiError as exc:
-            if exc.errcode not in TOKEN_ERRCODES:
-                raise
-        await self.tokens.invalidate(token)
-        token = await self.tokens.get()
-        return await self._send(method, api, token, params, json)
+        return await self.tokens.call_with_token(
+            lambda token: self._send(method, api, token, params, json),
+            refused=lambda exc: isinstance(exc, WecomApiError) and exc.errcode in TOKEN_ERRCODES,
+        )
 
     async def get_external_contact(self, external_userid: str) -> Payload:
         """``externalcontact/get``: the whole payload, ``external_contact`` + ``follow_user``."""

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -29,6 +30,7 @@ from sop.clock import Clock
 from store.models import AccessToken
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFRESH_MARGIN = timedelta(minutes=5)
 REFETCH_INTERVAL = timedelta(minutes=1)
@@ -108,6 +110,25 @@ class AccessTokenCache:
                         AccessToken.credential == self.credential, AccessToken.token == token
                     )
                 )
+
+    async def call_with_token(
+        self,
+        send: Callable[[str], Awaitable[T]],
+        *,
+        refused: Callable[[Exception], bool],
+    ) -> T:
+        """``send(token)``; if the platform refused the token, replace it and send once more.
+
+        Bounded on purpose: a second refusal is the caller's error, never a loop.
+        """
+        token = await self.get()
+        try:
+            return await send(token)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+        await self.invalidate(token)
+        return await send(await self.get())
 
     def _usable(self, cached: CachedToken) -> bool:
         return cached.usable(self._clock.now(), self._margin, self._refetch_interval)
