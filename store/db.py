@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,9 +24,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, inline_creator
+from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineCreator, inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_INLINE: WeakKeyDictionary[Engine, InlineCreator] = WeakKeyDictionary()
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -99,17 +102,27 @@ def create_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Async
             and "creator" not in kwargs
             and "async_creator" not in kwargs
         )
+        creator = None
         if inline:
-            kwargs["async_creator"] = inline_creator(
-                str(path), busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
-            )
+            creator = inline_creator(str(path), busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+            kwargs["async_creator"] = creator
         engine = create_async_engine(parsed, echo=echo, **kwargs)
         _configure_sqlite(engine, inline=inline)
+        if creator is not None:
+            _INLINE[engine.sync_engine] = creator
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(parsed, echo=echo, **kwargs)
+
+
+def inline_sqlite(engine: AsyncEngine) -> InlineCreator | None:
+    """How ``engine`` opens its SQLite file on the loop (path, write gate); None if it does not.
+
+    Another writer on the same loop (the callback inbox writer) takes the same gate.
+    """
+    return _INLINE.get(engine.sync_engine)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

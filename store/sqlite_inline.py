@@ -192,8 +192,25 @@ class InlineConnection:
     def in_transaction(self) -> bool:
         return self._conn.in_transaction
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for callers that run their statements on it directly."""
+        return self._conn
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self)
+
+    async def begin(self, sql: str = "BEGIN IMMEDIATE") -> None:
+        """Take the engine's write gate and begin, as SQLAlchemy's ``BEGIN`` does here.
+
+        For a writer with its own connection (the callback inbox writer) sharing an engine's
+        gate: end the transaction with :meth:`commit` or :meth:`rollback`, which release it.
+        """
+        cursor = self._conn.cursor()
+        try:
+            await self._begin(cursor, sql, None)
+        finally:
+            cursor.close()
 
     async def _begin(self, cursor: sqlite3.Cursor, sql: str, parameters: Any) -> None:
         """Take the engine's gate, then BEGIN; retry asynchronously while others hold the lock."""
@@ -265,14 +282,25 @@ class InlineConnection:
                 held.release()
 
 
+class InlineCreator:
+    """An ``async_creator`` for ``create_async_engine``: opens ``path`` with sqlite3 inline.
+
+    ``gate`` is the engine's write gate, for other connections of the same process that write
+    to the file on the loop (they must take it too, see :meth:`InlineConnection.begin`).
+    """
+
+    def __init__(self, path: str, gate: WriteGate, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.gate = gate
+        self.busy_timeout_ms = busy_timeout_ms
+
+    async def __call__(self) -> InlineConnection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        return InlineConnection(conn, self.gate, self.busy_timeout_ms)
+
+
 def inline_creator(
     path: str, *, gate: WriteGate | None = None, busy_timeout_ms: int
-) -> Callable[[], Any]:
+) -> InlineCreator:
     """An ``async_creator`` for ``create_async_engine``: opens ``path`` with sqlite3 inline."""
-    shared_gate = gate if gate is not None else WriteGate()
-
-    async def connect() -> InlineConnection:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        return InlineConnection(conn, shared_gate, busy_timeout_ms)
-
-    return connect
+    return InlineCreator(path, gate if gate is not None else WriteGate(), busy_timeout_ms)

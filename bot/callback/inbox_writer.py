@@ -117,6 +117,9 @@ class InboxWriter:
         try:
             while True:
                 await self._wake.wait()
+                # Let the requests already runnable on the loop join this batch: a commit
+                # costs more than a row, and an inline insert leaves them no time to queue up.
+                await asyncio.sleep(0)
                 self._wake.clear()
                 while self._queue:
                     batch = self._queue[: self._max_batch]

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from store.db import create_engine
+from store.db import create_engine, inline_sqlite
 from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineConnection, inline_creator
 
 
@@ -120,6 +120,44 @@ async def test_a_lock_held_elsewhere_does_not_block_the_loop(
     finally:
         other.close()
     assert await values(engine) == ["first", "after"]
+
+
+async def test_an_own_connection_on_the_engine_gate_waits_for_the_engine(
+    engine: AsyncEngine,
+) -> None:
+    inline = inline_sqlite(engine)
+    assert inline is not None
+    raw = sqlite3.connect(inline.path, timeout=0, isolation_level=None)
+    own = InlineConnection(raw, inline.gate, inline.busy_timeout_ms)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES ('engine')"))
+            waiting = asyncio.create_task(own.begin())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not waiting.done()
+            assert not own.raw.in_transaction
+        await waiting
+        own.raw.execute("INSERT INTO t (v) VALUES ('own')")
+        assert inline.gate.lock().locked()
+        await own.commit()
+        assert not inline.gate.lock().locked()
+    finally:
+        own.stop()
+    assert await values(engine) == ["engine", "own"]
+
+
+async def test_memory_and_custom_engines_have_no_inline_gate(tmp_path: Path) -> None:
+    memory = create_engine("sqlite://")
+    custom = create_engine(
+        f"sqlite:///{tmp_path / 'c.db'}", creator=lambda: sqlite3.connect(tmp_path / "c.db")
+    )
+    try:
+        assert inline_sqlite(memory) is None
+        assert inline_sqlite(custom) is None
+    finally:
+        await memory.dispose()
+        await custom.dispose()
 
 
 async def test_begin_gives_up_as_locked_after_the_busy_timeout(tmp_path: Path) -> None:

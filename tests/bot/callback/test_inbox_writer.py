@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.callback.inbox_insert import CoreInsert, SqliteInlineInsert, batch_insert_for
 from bot.callback.inbox_writer import InboxWriteError, InboxWriter, WriterClosed
 from store.models import InboxRow, InboxState
 from tests.support.clock import ManualClock
@@ -135,3 +136,37 @@ async def test_restart_after_stop(db: Database, clock: ManualClock) -> None:
     async with running(writer):
         assert await writer.accept("s", "k2", "json", "{}")
     assert len(await rows(db)) == 2
+
+
+async def test_sqlite_files_are_written_inline(db: Database) -> None:
+    insert = batch_insert_for(db.sessions)
+    try:
+        expected = SqliteInlineInsert if db.backend == "sqlite" else CoreInsert
+        assert type(insert) is expected
+    finally:
+        await insert.close()
+
+
+async def test_waits_for_a_transaction_of_the_engine_then_stores(
+    db: Database, clock: ManualClock
+) -> None:
+    async with running(InboxWriter(db.sessions, clock)) as writer:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                insert(InboxRow).values(
+                    source="wecom:a",
+                    dedupe_key="held",
+                    content_type="xml",
+                    payload="<xml/>",
+                    received_at=clock.now(),
+                    state=InboxState.PENDING,
+                    attempts=0,
+                )
+            )
+            accepted = asyncio.create_task(writer.accept("wecom:a", "k1", "xml", "<xml>1</xml>"))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            if db.backend == "sqlite":
+                assert not accepted.done()  # the engine holds the write lock
+        assert await accepted is True
+    assert [row.dedupe_key for row in await rows(db)] == ["held", "k1"]
