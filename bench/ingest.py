@@ -26,14 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 
+from bench.common import postgres_available, run, scratch_postgres
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.callback.samples import SignedRequest, customer_added_xml, sign_wecom
@@ -50,22 +49,12 @@ APP = {
     "token": "benchToken",
     "encoding_aes_key": "J6MSm+Mxx6aK5Ty67kVGmCxvdWhn2O8x+J2L7TnSD+s",
 }
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def bench_config(database_url: str) -> Config:
     return parse_config(
         {"database_url": database_url, "wecom": {"corp_id": CORP_ID, "apps": [APP]}}, environ={}
     )
-
-
-def run(main: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run, on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 def pin_to_cpu(index: int) -> None:
@@ -316,24 +305,6 @@ async def count_rows(url: str) -> int:
         await engine.dispose()
 
 
-async def postgres_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def postgres_available() -> str | None:
-    try:
-        run(postgres_admin("SELECT 1"))
-    except Exception as exc:  # asyncpg raises its own errors besides OSError
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 # -- one run ----------------------------------------------------------------------------------
 
 
@@ -400,12 +371,8 @@ def bench_postgres(plan: Plan) -> None:
     if problem is not None:
         print(f"postgres   skipped: not reachable at 127.0.0.1:5432 ({problem})")
         return
-    name = f"scrm_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    run(postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        bench_backend("postgres", f"postgresql://postgres@127.0.0.1:5432/{name}", plan)
-    finally:
-        run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_postgres("scrm_bench_ingest") as url:
+        bench_backend("postgres", url, plan)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,15 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
 
+from bench.common import postgres_available, run, scratch_postgres
 from bot.channels import AppMessageChannel
 from bot.wecom import WecomClient
 from sop.clock import SystemClock
@@ -48,16 +46,6 @@ from store.migrate import upgrade
 from store.models import OutboxRow, OutboxState
 
 AGENT_ID = 1000002
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def run(main: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run, on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 def staff_ids(count: int) -> list[str]:
@@ -242,24 +230,6 @@ class Plan:
     staff: int
 
 
-async def postgres_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def postgres_available() -> str | None:
-    try:
-        run(postgres_admin("SELECT 1"))
-    except Exception as exc:  # asyncpg raises its own errors besides OSError
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def bench_backend(label: str, url: str, base_url: str, plan: Plan) -> None:
     staff = staff_ids(plan.staff)
     run(fill(url, plan.rows, staff))
@@ -308,13 +278,8 @@ def main(argv: list[str] | None = None) -> None:
             if problem:
                 print(f"postgres skipped: not reachable at 127.0.0.1:5432 ({problem})")
             else:
-                name = f"scrm_bench_{uuid.uuid4().hex[:8]}"
-                run(postgres_admin(f'CREATE DATABASE "{name}"'))
-                try:
-                    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+                with scratch_postgres("scrm_bench_send") as url:
                     bench_backend("postgres", url, base_url, plan)
-                finally:
-                    run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         fake.stdin.close()
         fake.wait(timeout=30)
