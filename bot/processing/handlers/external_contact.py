@@ -48,6 +48,21 @@ def _data(event: ExternalContactEvent) -> dict[str, str | None]:
     }
 
 
+def _note(
+    ctx: HandlerContext, event: ExternalContactEvent, customer_id: int, kind: str, summary: str
+) -> None:
+    """A timeline entry for a change between the customer and the event's staff member."""
+    ctx.record(
+        event,
+        direction=Direction.EVENT,
+        kind=kind,
+        summary=summary,
+        data=_data(event),
+        customer_id=customer_id,
+        staff_userid=event.userid,
+    )
+
+
 @router.on(
     ExternalContactEvent, f"{PREFIX}:add_external_contact", f"{PREFIX}:add_half_external_contact"
 )
@@ -63,15 +78,13 @@ async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> No
     await refresh_queue.request_refresh(
         ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
     )
-    ctx.record(
+    _note(
+        ctx,
         event,
-        direction=Direction.EVENT,
-        kind="customer_added",
-        summary=f"{event.userid} {'half-' if half else ''}added the customer"
+        customer.id,
+        "customer_added",
+        f"{event.userid} {'half-' if half else ''}added the customer"
         + (f" (channel {event.state})" if event.state else ""),
-        data=_data(event),
-        customer_id=customer.id,
-        staff_userid=event.userid,
     )
     await ctx.publish(
         CustomerAdded(
@@ -92,15 +105,7 @@ async def customer_edited(ctx: HandlerContext, event: ExternalContactEvent) -> N
     await refresh_queue.request_refresh(
         ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
     )
-    ctx.record(
-        event,
-        direction=Direction.EVENT,
-        kind="customer_edited",
-        summary=f"{event.userid} edited the customer",
-        data=_data(event),
-        customer_id=customer.id,
-        staff_userid=event.userid,
-    )
+    _note(ctx, event, customer.id, "customer_edited", f"{event.userid} edited the customer")
 
 
 @router.on(ExternalContactEvent, f"{PREFIX}:del_external_contact", f"{PREFIX}:del_follow_user")
@@ -115,15 +120,7 @@ async def customer_removed(ctx: HandlerContext, event: ExternalContactEvent) -> 
         if by is RemovedBy.STAFF
         else (f"the customer removed {event.userid}")
     )
-    ctx.record(
-        event,
-        direction=Direction.EVENT,
-        kind="customer_removed",
-        summary=who,
-        data=_data(event),
-        customer_id=customer.id,
-        staff_userid=event.userid,
-    )
+    _note(ctx, event, customer.id, "customer_removed", who)
     await ctx.publish(
         CustomerRemoved(
             **ctx.stamp(event),
@@ -140,14 +137,8 @@ async def transfer_failed(ctx: HandlerContext, event: ExternalContactEvent) -> N
     customer, follow = await _load(ctx, event)
     reason = event.fail_reason or "unknown"
     follow.transfer_fail_reason = reason
-    ctx.record(
-        event,
-        direction=Direction.EVENT,
-        kind="transfer_failed",
-        summary=f"transfer to {event.userid} failed: {reason}",
-        data=_data(event),
-        customer_id=customer.id,
-        staff_userid=event.userid,
+    _note(
+        ctx, event, customer.id, "transfer_failed", f"transfer to {event.userid} failed: {reason}"
     )
     await ctx.publish(
         TransferFailed(
