@@ -34,9 +34,9 @@ def journey(
     staff: str = DEMO_STAFF,
     group: str = DEMO_GROUP,
 ) -> list[Step]:
-    """The callbacks of one customer's first day, for whatever endpoints ``config`` has."""
+    """The callbacks of one customer's first minutes, for whatever endpoints ``config`` has."""
     steps: list[Step] = []
-    at = int(now.timestamp())
+    at = int(now.timestamp()) - 300  # the journey spans the last five minutes
     corp = config.wecom.corp_id
 
     def nonce() -> str:
