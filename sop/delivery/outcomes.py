@@ -1,20 +1,21 @@
 """From a channel's answer to the row's next state, and the record of it.
 
 :func:`decide` is the whole delivery policy in one pure function: sent, failed, expired,
-uncertain, or pending again after a backoff. :func:`record` writes the decision, fenced by
-the attempt number, so a sender whose lease lapsed (and whose row another sender has since
-taken over) cannot overwrite the newer state; and it puts every sent message that concerns a
+uncertain, or pending again after a backoff. :func:`record` writes a group of decisions, each
+fenced by the attempt number, so a sender whose lease lapsed (and whose row another sender has
+since taken over) cannot overwrite the newer state; and it puts every sent message that concerns a
 customer on that customer's timeline, in the same transaction.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.delivery.channel import OutboxMessage, Outcome, SendResult
@@ -67,17 +68,65 @@ def decide(
     return Decision(OutboxState.PENDING, result.errcode, result.error, retry_at, ids)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """One send's decision, with what its timeline entry needs."""
+
+    message: OutboxMessage
+    decision: Decision
+    summary: str
+    customer_facing: bool
+
+
 async def record(
-    session: AsyncSession,
-    message: OutboxMessage,
-    decision: Decision,
-    *,
-    now: datetime,
-    summary: str,
-    customer_facing: bool,
-) -> bool:
-    """Write ``decision`` if the row is still ours (``sending``, same attempt); True if so."""
+    session: AsyncSession, outcomes: Sequence[Finished], *, now: datetime
+) -> set[int]:
+    """Write each decision if its row is still ours (``sending``, same attempt): their ids.
+
+    A handful of statements for the whole group: one fenced read (locking the rows on
+    PostgreSQL; SQLite's transaction holds the write lock already), one executemany
+    ``UPDATE`` per set of columns, one executemany ``INSERT`` for the timeline entries.
+    """
+    if not outcomes:
+        return set()
+    wanted = {o.message.id: o.message.attempts for o in outcomes}
+    current = await session.execute(
+        select(_C.id, _C.attempts)
+        .where(_C.id.in_(list(wanted)), _C.state == OutboxState.SENDING)
+        .with_for_update()
+    )
+    ours = {row_id for row_id, attempts in current.all() if wanted[row_id] == attempts}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    timeline: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        message, decision = outcome.message, outcome.decision
+        if message.id not in ours:
+            continue
+        values = _values(message, decision, now)
+        groups.setdefault(tuple(values), []).append(values)
+        if decision.state is OutboxState.SENT and message.customer_id is not None:
+            timeline.append(_timeline_entry(outcome, now))
+    for rows in groups.values():
+        await session.execute(_FENCED, rows)
+    if timeline:
+        await session.execute(insert(TIMELINE), timeline)
+    return ours
+
+
+OUTBOX = OutboxRow.metadata.tables[OutboxRow.__tablename__]
+_C = OUTBOX.c
+TIMELINE = Interaction.metadata.tables[Interaction.__tablename__]
+_FENCED = update(OUTBOX).where(
+    _C.id == bindparam("b_id"),
+    _C.state == OutboxState.SENDING,
+    _C.attempts == bindparam("b_attempts"),
+)
+
+
+def _values(message: OutboxMessage, decision: Decision, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "b_id": message.id,
+        "b_attempts": message.attempts,
         "state": decision.state,
         "lease_until": None,
         "last_errcode": decision.errcode,
@@ -90,40 +139,28 @@ async def record(
         values["sent_at"] = now
     if decision.retry_at is not None:
         values["due_at"] = decision.retry_at
-    result = await session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.id == message.id,
-            OutboxRow.state == OutboxState.SENDING,
-            OutboxRow.attempts == message.attempts,
-        )
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        return False
-    if decision.state is OutboxState.SENT and message.customer_id is not None:
-        session.add(_timeline_entry(message, decision, now, summary, customer_facing))
-    return True
+    return values
 
 
-def _timeline_entry(
-    message: OutboxMessage, decision: Decision, now: datetime, summary: str, customer: bool
-) -> Interaction:
-    return Interaction(
-        customer_id=message.customer_id,
-        direction=Direction.OUTBOUND if customer else Direction.EVENT,
-        kind=f"outbox:{message.channel}"[:48],
-        summary=summary,
-        data={
+def _timeline_entry(outcome: Finished, now: datetime) -> dict[str, Any]:
+    message, decision = outcome.message, outcome.decision
+    return {
+        "customer_id": message.customer_id,
+        "group_id": None,
+        "staff_userid": None,
+        "direction": Direction.OUTBOUND if outcome.customer_facing else Direction.EVENT,
+        "kind": f"outbox:{message.channel}"[:48],
+        "summary": outcome.summary,
+        "data": {
             "outbox_id": message.id,
             "key": message.key,
             "recipient": message.recipient,
             "payload": dict(message.payload),
             "platform_ids": decision.platform_ids,
         },
-        source="outbox",
-        seq=0,
-        occurred_at=now,
-        recorded_at=now,
-    )
+        "source": "outbox",
+        "inbox_id": None,
+        "seq": 0,
+        "occurred_at": now,
+        "recorded_at": now,
+    }

@@ -6,7 +6,8 @@ One pass (:meth:`Sender.run_once`), top to bottom:
    sent again, customer messages marked ``uncertain``); due rows are claimed; rows whose
    window has closed are marked ``expired``; rows over a rate limit get a later ``due_at``;
    the rest become ``sending`` with a lease and one more attempt. Commit.
-2. the claimed rows are sent concurrently, at most ``concurrency`` at a time;
+2. the claimed rows are sent concurrently, at most ``concurrency`` at a time; :meth:`Sender.drain`
+   (what ``run_forever`` runs) claims the next batch while these sends are in flight;
 3. outcomes are written as they arrive, several per transaction (group commit), so a crash
    loses at most the outcomes of the sends in flight: those rows are what step 1 recovers.
 
@@ -22,15 +23,16 @@ import asyncio
 import logging
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sop.clock import Clock
 from sop.delivery.channel import Channel, OutboxMessage, Outcome, SendResult
-from sop.delivery.claims import claim_due, recover_lapsed, to_message
-from sop.delivery.outcomes import decide, record
+from sop.delivery.claims import claim_due, mark_sending, recover_lapsed, update_each
+from sop.delivery.outcomes import Finished, decide, record
 from sop.delivery.ratelimit import RateLimiter, RateLimits
 from sop.delivery.retry import RetryPolicy
 from store.models import OutboxState
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 class SenderSettings:
     batch_size: int = 100
     concurrency: int = 16
-    #: How long a claimed row stays ours; must outlast a batch's sends (timeouts included).
+    #: How long a claimed row stays ours; must outlast the sends of a batch and of the one
+    #: queued behind it (timeouts included).
     lease: timedelta = timedelta(minutes=5)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: RateLimits = field(default_factory=RateLimits)
@@ -82,15 +85,12 @@ class Sender:
         self._resendable = {n for n, c in self._channels.items() if not c.customer_facing}
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
-        """Pass after pass until ``stopping`` is set; idle waits end early on ``wake``."""
+        """Drain after drain until ``stopping`` is set; idle waits end early on ``wake``."""
         while not stopping.is_set():
             try:
-                report = await self.run_once()
+                await self.drain()
             except Exception:
                 log.exception("sender pass failed; trying again shortly")
-                report = PassReport()
-            if report.claimed >= self.settings.batch_size:
-                continue
             wake.clear()
             waiter = asyncio.ensure_future(wake.wait())
             stopper = asyncio.ensure_future(stopping.wait())
@@ -105,68 +105,94 @@ class Sender:
                 stopper.cancel()
 
     async def run_once(self) -> PassReport:
+        """One claim of at most ``batch_size`` rows, sent and recorded."""
+        return await self._pipeline(continuous=False)
+
+    async def drain(self) -> PassReport:
+        """Claim, send and record until a claim comes back short: what the passes did.
+
+        The next batch is claimed while the sends of the last are still in flight, so
+        ``concurrency`` sends stay busy from the first row to the last.
+        """
+        return await self._pipeline(continuous=True)
+
+    async def _pipeline(self, *, continuous: bool) -> PassReport:
         report = PassReport()
-        messages = await self._claim(report)
-        if messages:
-            await self._send_all(messages, report)
-        return report
-
-    async def _claim(self, report: PassReport) -> list[OutboxMessage]:
-        now = self._clock.now()
-        lease_until = now + self.settings.lease
-        claimed: list[OutboxMessage] = []
-        async with self._sessions.begin() as session:
-            uncertain, again = await recover_lapsed(session, now, self._resendable)
-            report.recovered_uncertain, report.recovered_resent = uncertain, again
-            if uncertain:
-                log.warning("outbox rows %s were being sent during a crash: uncertain", uncertain)
-            rows = await claim_due(session, now, self._channels, self.settings.batch_size)
-            report.claimed = len(rows)
-            for row in rows:
-                channel = self._channels[row.channel]
-                row.updated_at = now
-                if row.expires_at is not None and row.expires_at <= now:
-                    row.state = OutboxState.EXPIRED
-                    row.last_error = f"its window closed at {row.expires_at.isoformat()}"
-                    report.expired += 1
-                    report.outcomes[row.id] = row.state
-                    continue
-                later = self._limiter.acquire(channel.rate_keys(to_message(row)), now)
-                if later is not None:
-                    row.due_at = later
-                    report.deferred += 1
-                    continue
-                row.state = OutboxState.SENDING
-                row.lease_until = lease_until
-                row.attempts += 1
-                claimed.append(to_message(row))
-        return claimed
-
-    async def _send_all(self, messages: list[OutboxMessage], report: PassReport) -> None:
-        bound = asyncio.Semaphore(self.settings.concurrency)
+        queue: asyncio.Queue[OutboxMessage] = asyncio.Queue()
         done: list[tuple[OutboxMessage, SendResult]] = []
         arrived = asyncio.Event()
 
-        async def send(message: OutboxMessage) -> None:
-            async with bound:
-                result = await self._send_one(message)
-            done.append((message, result))
-            arrived.set()
+        async def worker() -> None:
+            while True:
+                message = await queue.get()
+                done.append((message, await self._send_one(message)))
+                arrived.set()
 
-        tasks = [asyncio.ensure_future(send(m)) for m in messages]
+        workers: list[asyncio.Future[None]] = []
         try:
-            remaining = len(messages)
-            while remaining:
+            outstanding, more = 0, True
+            while more or outstanding:
+                if more and queue.qsize() < self.settings.concurrency:
+                    messages, more = await self._claim(report)
+                    more = more and continuous
+                    for message in messages:
+                        queue.put_nowait(message)
+                    outstanding += len(messages)
+                    missing = min(self.settings.concurrency, outstanding) - len(workers)
+                    workers += [asyncio.ensure_future(worker()) for _ in range(missing)]
+                    continue
                 await arrived.wait()
                 arrived.clear()
                 chunk = done[:]
                 del done[:]
                 await self._record(chunk, report)
-                remaining -= len(chunk)
+                outstanding -= len(chunk)
         finally:
-            for task in tasks:
+            for task in workers:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
+        return report
+
+    async def _claim(self, report: PassReport) -> tuple[list[OutboxMessage], bool]:
+        """Claimed messages to send, and whether the claim took a full batch (more may wait)."""
+        now = self._clock.now()
+        limit = self.settings.batch_size
+        sending: list[OutboxMessage] = []
+        expired: list[dict[str, Any]] = []
+        deferred: list[dict[str, Any]] = []
+        async with self._sessions.begin() as session:
+            uncertain, again = await recover_lapsed(session, now, self._resendable)
+            report.recovered_uncertain += uncertain
+            report.recovered_resent += again
+            if uncertain:
+                log.warning("outbox rows %s were being sent during a crash: uncertain", uncertain)
+            rows = await claim_due(session, now, self._channels, limit)
+            report.claimed += len(rows)
+            for row in rows:
+                if row.expires_at is not None and row.expires_at <= now:
+                    expired.append(
+                        {
+                            "b_id": row.id,
+                            "state": OutboxState.EXPIRED,
+                            "last_error": f"its window closed at {row.expires_at.isoformat()}",
+                            "updated_at": now,
+                        }
+                    )
+                    report.outcomes[row.id] = OutboxState.EXPIRED
+                    continue
+                channel = self._channels[row.channel]
+                later = self._limiter.acquire(channel.rate_keys(row), now)
+                if later is not None:
+                    deferred.append({"b_id": row.id, "due_at": later, "updated_at": now})
+                    continue
+                sending.append(replace(row, attempts=row.attempts + 1))
+            await update_each(session, expired)
+            await update_each(session, deferred)
+            lease_until = now + self.settings.lease
+            await mark_sending(session, [m.id for m in sending], now=now, lease_until=lease_until)
+        report.expired += len(expired)
+        report.deferred += len(deferred)
+        return sending, len(rows) >= limit
 
     async def _send_one(self, message: OutboxMessage) -> SendResult:
         channel = self._channels[message.channel]
@@ -184,27 +210,24 @@ class Sender:
         self, chunk: list[tuple[OutboxMessage, SendResult]], report: PassReport
     ) -> None:
         now = self._clock.now()
+        finished = []
+        for message, result in chunk:
+            channel = self._channels[message.channel]
+            decision = decide(
+                message,
+                result,
+                customer_facing=channel.customer_facing,
+                policy=self.settings.retry,
+                now=now,
+                rng=self._rng,
+            )
+            summary = channel.summary(message)
+            finished.append(Finished(message, decision, summary, channel.customer_facing))
         async with self._sessions.begin() as session:
-            for message, result in chunk:
-                channel = self._channels[message.channel]
-                decision = decide(
-                    message,
-                    result,
-                    customer_facing=channel.customer_facing,
-                    policy=self.settings.retry,
-                    now=now,
-                    rng=self._rng,
-                )
-                written = await record(
-                    session,
-                    message,
-                    decision,
-                    now=now,
-                    summary=channel.summary(message),
-                    customer_facing=channel.customer_facing,
-                )
-                if not written:
-                    log.warning("outbox row %s changed hands while it was sent", message.id)
-                    continue
-                report.outcomes[message.id] = decision.state
-                report.sent += decision.state is OutboxState.SENT
+            written = await record(session, finished, now=now)
+        for item in finished:
+            if item.message.id not in written:
+                log.warning("outbox row %s changed hands while it was sent", item.message.id)
+                continue
+            report.outcomes[item.message.id] = item.decision.state
+            report.sent += item.decision.state is OutboxState.SENT

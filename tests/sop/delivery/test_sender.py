@@ -237,3 +237,17 @@ async def test_run_forever_sends_when_woken_and_stops_when_told(
     stopping.set()
     await asyncio.wait_for(loop, timeout=5)
     assert len(fake_wecom.outbound.delivered_to("zhangsan")) == 1
+
+
+async def test_drain_claims_batch_after_batch_until_nothing_is_due(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, make_sender: SenderFactory
+) -> None:
+    ids = [await put(db, clock, f"nudge:{i}", messages.text(f"#{i}")) for i in range(7)]
+    sender = make_sender(batch_size=2, concurrency=3, limits=RateLimits.unlimited())
+
+    report = await sender.drain()
+
+    assert (report.claimed, report.sent) == (7, 7)
+    assert [(await row_of(db, i)).state for i in ids] == [OutboxState.SENT] * 7
+    assert len(fake_wecom.outbound.delivered_to("zhangsan")) == 7
+    assert (await sender.drain()).claimed == 0
