@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from bot.channels import AppMessageChannel, WelcomeChannel
 from bot.wecom import WecomClient
-from sop.delivery import RateLimits, Sender, SenderSettings, enqueue
+from sop.delivery import RateLimits, Sender, SenderSettings, enqueue, messages
 from sop.delivery.channel import Channel
-from sop.delivery.messages import STAFF_APP
+from sop.delivery.messages import STAFF_APP, WELCOME
 from store.models import Customer, Interaction, OutboxRow
 from tests.support.clock import ManualClock
 from tests.support.database import Database
@@ -81,6 +81,22 @@ async def put(
         assert new, f"outbox key {key!r} was already taken"
         query = select(OutboxRow.id).where(OutboxRow.idempotency_key == key)
         return (await session.scalars(query)).one()
+
+
+async def put_welcome(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, customer: str = "wmAlice"
+) -> int:
+    """A welcome message for ``customer`` with a fresh WelcomeCode (zhangsan's), due now."""
+    code = fake_wecom.add_welcome_code(customer, "zhangsan")
+    return await put(
+        db,
+        clock,
+        f"welcome:{customer}",
+        messages.welcome(code, "你好"),
+        channel=WELCOME,
+        recipient=customer,
+        expires_at=messages.welcome_expires_at(clock.now()),
+    )
 
 
 async def row_of(db: Database, row_id: int) -> OutboxRow:

@@ -58,6 +58,29 @@ async def upsert_tag(
     return tag
 
 
+async def _announce(
+    ctx: SyncContext, customer: Customer, tag: Tag, staff_userid: str, *, added: bool
+) -> None:
+    """The timeline entry and the domain event of one tag put on or taken off a customer."""
+    ctx.record(
+        kind="tag_added" if added else "tag_removed",
+        summary=f"{staff_userid} {'tagged' if added else 'untagged'} {tag.group_name}/{tag.name}",
+        data={"tag_id": tag.id, "platform_id": tag.platform_id, "name": tag.name},
+        customer_id=customer.id,
+        staff_userid=staff_userid,
+    )
+    event = TagAdded if added else TagRemoved
+    await ctx.publish(
+        event(
+            **ctx.stamp(),
+            customer_id=customer.id,
+            tag_id=tag.id,
+            tag_name=tag.name,
+            staff_userid=staff_userid,
+        )
+    )
+
+
 async def sync_customer_tags(
     ctx: SyncContext, customer: Customer, staff_userid: str, entries: list[dict[str, Any]]
 ) -> int:
@@ -93,44 +116,14 @@ async def sync_customer_tags(
             )
         )
         changes += 1
-        ctx.record(
-            kind="tag_added",
-            summary=f"{staff_userid} tagged {tag.group_name}/{tag.name}",
-            data={"tag_id": tag_id, "platform_id": tag.platform_id, "name": tag.name},
-            customer_id=customer.id,
-            staff_userid=staff_userid,
-        )
-        await ctx.publish(
-            TagAdded(
-                **ctx.stamp(),
-                customer_id=customer.id,
-                tag_id=tag_id,
-                tag_name=tag.name,
-                staff_userid=staff_userid,
-            )
-        )
+        await _announce(ctx, customer, tag, staff_userid, added=True)
     for tag_id, row in have.items():
         if tag_id in wanted or row.source is not TagSource.WECOM:
             continue
         tag = await ctx.session.get_one(Tag, tag_id)
         await ctx.session.delete(row)
         changes += 1
-        ctx.record(
-            kind="tag_removed",
-            summary=f"{staff_userid} untagged {tag.group_name}/{tag.name}",
-            data={"tag_id": tag_id, "platform_id": tag.platform_id, "name": tag.name},
-            customer_id=customer.id,
-            staff_userid=staff_userid,
-        )
-        await ctx.publish(
-            TagRemoved(
-                **ctx.stamp(),
-                customer_id=customer.id,
-                tag_id=tag_id,
-                tag_name=tag.name,
-                staff_userid=staff_userid,
-            )
-        )
+        await _announce(ctx, customer, tag, staff_userid, added=False)
     return changes
 
 

@@ -11,22 +11,13 @@ from store.models import OutboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
 from tests.support.fake_wecom import FakeWecom
-from tests.support.outbox import SenderFactory, put, row_of
+from tests.support.outbox import SenderFactory, put, put_welcome, row_of
 
 
 async def test_an_uncertain_row_goes_out_again_only_when_an_operator_says_so(
     db: Database, clock: ManualClock, fake_wecom: FakeWecom, make_sender: SenderFactory
 ) -> None:
-    code = fake_wecom.add_welcome_code("wmAlice", "zhangsan")
-    row_id = await put(
-        db,
-        clock,
-        "welcome:alice",
-        messages.welcome(code, "你好"),
-        channel=WELCOME,
-        recipient="wmAlice",
-        expires_at=clock.now() + timedelta(seconds=20),
-    )
+    row_id = await put_welcome(db, clock, fake_wecom)
     fake_wecom.http_status_next("externalcontact/send_welcome_msg", 502)
     sender = make_sender()
     await sender.run_once()

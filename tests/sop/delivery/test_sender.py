@@ -11,7 +11,7 @@ from store.models import OutboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
 from tests.support.fake_wecom import FakeWecom
-from tests.support.outbox import SenderFactory, add_customer, put, row_of, until
+from tests.support.outbox import SenderFactory, add_customer, put, put_welcome, row_of, until
 
 SEND = "message/send"
 WELCOME_API = "externalcontact/send_welcome_msg"
@@ -79,16 +79,7 @@ async def test_transient_errors_beyond_the_limit_fail_the_row(
 async def test_a_welcome_after_a_refused_call_is_retried_inside_its_window(
     db: Database, clock: ManualClock, fake_wecom: FakeWecom, make_sender: SenderFactory
 ) -> None:
-    code = fake_wecom.add_welcome_code("wmAlice", "zhangsan")
-    row_id = await put(
-        db,
-        clock,
-        "welcome:alice",
-        messages.welcome(code, "你好"),
-        channel=WELCOME,
-        recipient="wmAlice",
-        expires_at=welcome_expires_at(clock.now()),
-    )
+    row_id = await put_welcome(db, clock, fake_wecom)
     fake_wecom.fail_next(WELCOME_API, 45033)
     sender = make_sender()
 
@@ -103,16 +94,7 @@ async def test_a_welcome_after_a_refused_call_is_retried_inside_its_window(
 async def test_a_welcome_whose_answer_was_lost_becomes_uncertain(
     db: Database, clock: ManualClock, fake_wecom: FakeWecom, make_sender: SenderFactory
 ) -> None:
-    code = fake_wecom.add_welcome_code("wmAlice", "zhangsan")
-    row_id = await put(
-        db,
-        clock,
-        "welcome:alice",
-        messages.welcome(code, "你好"),
-        channel=WELCOME,
-        recipient="wmAlice",
-        expires_at=welcome_expires_at(clock.now()),
-    )
+    row_id = await put_welcome(db, clock, fake_wecom)
     fake_wecom.http_status_next(WELCOME_API, 502)
     sender = make_sender()
 
