@@ -1,0 +1,1 @@
+"""Audience conditions: who a playbook or campaign is for, as typed models and as queries."""

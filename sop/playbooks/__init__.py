@@ -1,0 +1,1 @@
+"""SOP playbooks: the YAML language (models, loader, validation) operators write."""
