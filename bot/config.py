@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from sop.settings import SopSettings
+
 DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
 WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
 MP_API_BASE_URL = "https://api.weixin.qq.com"
@@ -96,6 +98,7 @@ class Config(_Frozen):
     wecom: WecomConfig = Field(default_factory=WecomConfig)
     mp: tuple[MpAccount, ...] = ()
     mp_api_base_url: str = MP_API_BASE_URL
+    sop: SopSettings = Field(default_factory=SopSettings)
 
     @field_validator("timezone")
     @classmethod
