@@ -1,6 +1,18 @@
 """Every table of the toolkit, importable from one place (Alembic reads ``Base.metadata``)."""
 
 from store.models.base import Base, UTCDateTime
+from store.models.engine import (
+    AgendaItem,
+    AgendaKind,
+    AgendaState,
+    CronFire,
+    Enrollment,
+    EnrollmentState,
+    MarketingTouch,
+    PlaybookVersion,
+    StepRun,
+    Waiting,
+)
 from store.models.groups import CustomerGroup, GroupMember
 from store.models.inbox import InboxRow, InboxState
 from store.models.outbox import FINAL_STATES, OutboxRow, OutboxState
@@ -14,9 +26,22 @@ from store.models.people import (
 )
 from store.models.platform import AccessToken, RefreshRequest
 from store.models.tags import CustomerTag, Tag, TagSource
+from store.models.tasks import Task, TaskState
 from store.models.timeline import Direction, Interaction
 
 __all__ = [
+    "TaskState",
+    "Task",
+    "Waiting",
+    "StepRun",
+    "PlaybookVersion",
+    "MarketingTouch",
+    "EnrollmentState",
+    "Enrollment",
+    "CronFire",
+    "AgendaState",
+    "AgendaKind",
+    "AgendaItem",
     "FINAL_STATES",
     "AccessToken",
     "Base",

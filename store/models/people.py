@@ -34,6 +34,8 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_interaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: Set when the customer said an opt-out word: no marketing until they opt back in.
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Staff(Base):
