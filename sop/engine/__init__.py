@@ -1,0 +1,1 @@
+"""The SOP engine: enrollments and an agenda of due steps in the database, run exactly once."""
