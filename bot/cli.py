@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from bot.console import context, database, demo, inbox, outbox, server, simulate, timeline
+from bot.console import (
+    context,
+    database,
+    demo,
+    inbox,
+    outbox,
+    playbook,
+    server,
+    simulate,
+    timeline,
+)
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -35,6 +45,7 @@ main.add_command(simulate.simulate)
 main.add_command(timeline.customers)
 main.add_command(timeline.timeline)
 main.add_command(demo.demo)
+main.add_command(playbook.playbook)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from sop.audience.model import Duration
+from sop.delivery.ratelimit import DOCUMENTED, Rate, RateLimits
+from sop.delivery.rush import RushAvoidance
+from sop.delivery.sender import SenderSettings
 from sop.settings import SopSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
@@ -91,6 +96,65 @@ class ServerConfig(_Frozen):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
 
+class RateConfig(_Frozen):
+    """At most ``limit`` sends in any window of ``per`` (``1m``, ``1h``, ``30s``)."""
+
+    limit: int = Field(ge=1)
+    per: Duration
+
+    @field_validator("per")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"per must be a positive duration such as 1m or 1h, got {value}")
+        return value
+
+
+class RushConfig(_Frozen):
+    """Staff app messages avoid the first ``seconds`` of every :00 and :30 minute (WeCom's
+    advice), nudged later by up to ``jitter`` more seconds."""
+
+    seconds: float = Field(default=5.0, gt=0, lt=60)
+    jitter: float = Field(default=10.0, ge=0, le=60)
+
+
+RateScope = Annotated[str, Field(pattern=r"^(api|member)(:[A-Za-z0-9_/]+)?$")]
+
+
+class DeliveryConfig(_Frozen):
+    """The sender: claims of ``batch_size`` rows, ``concurrency`` sends at once, rate limits.
+
+    ``limits`` overrides the documented limits by scope (``api``: every API per corp;
+    ``member:message/send``: app messages per receiving staff member; ``api:<path>``: one
+    API), each a list of rates; an empty list makes a scope unlimited. The limits are shared
+    by every sender process through the database.
+    """
+
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    concurrency: int = Field(default=16, ge=1, le=1_000)
+    limits: dict[RateScope, tuple[RateConfig, ...]] = {}
+    #: null switches the :00/:30 avoidance off.
+    avoid_rush: RushConfig | None = RushConfig()
+    #: The corp tag group new tags go to when a tag mirrored to WeCom names no group.
+    tag_group: str = Field(default="SCRM", min_length=1, max_length=30)
+
+    def rate_limits(self) -> RateLimits:
+        overrides = {
+            scope: tuple(Rate(r.limit, r.per) for r in rates)
+            for scope, rates in self.limits.items()
+        }
+        return RateLimits({**DOCUMENTED, **overrides})
+
+    def sender_settings(self) -> SenderSettings:
+        rush = self.avoid_rush
+        return SenderSettings(
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            limits=self.rate_limits(),
+            rush=None if rush is None else RushAvoidance(rush.seconds, rush.jitter),
+        )
+
+
 class Config(_Frozen):
     database_url: str = DEFAULT_DATABASE_URL
     timezone: str = "Asia/Shanghai"
@@ -99,6 +163,7 @@ class Config(_Frozen):
     mp: tuple[MpAccount, ...] = ()
     mp_api_base_url: str = MP_API_BASE_URL
     sop: SopSettings = Field(default_factory=SopSettings)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     @field_validator("timezone")
     @classmethod

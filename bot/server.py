@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.channels.app_message import AppMessageChannel
+from bot.channels.mass_message import MassMessageChannel
+from bot.channels.mass_results import MassResultCollector
 from bot.channels.mp_message import MpMessageChannel
+from bot.channels.tags import TagChannel
 from bot.channels.welcome import WelcomeChannel
 from bot.config import Config, WecomApp
 from bot.processing.handlers.registry import build_router
@@ -34,12 +38,23 @@ from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
 from sop.delivery.channel import Channel
 from sop.delivery.sender import Sender
+from sop.engine.catalog import Catalog, register
+from sop.engine.fanout import FanOut
+from sop.engine.runner import Engine
+from sop.engine.scheduler import EngineScheduler
+from sop.engine.subscribe import subscribe_engine
 from sop.events import EventBus
+from sop.playbooks.loader import load_playbooks
+from sop.rendering import Renderer
+from sop.settings import SopSettings
 from store.db import create_engine, is_sqlite, session_factory
 from store.migrate import current_revision, head_revision, upgrade
 from store.models import InboxRow
 
 log = logging.getLogger(__name__)
+
+#: The configured playbook folder may be absent (no playbooks yet); any other path must exist.
+DEFAULT_PLAYBOOKS = frozenset(SopSettings().playbooks)
 
 
 class StartupError(Exception):
@@ -64,6 +79,11 @@ class Runtime:
     refresh_wake: asyncio.Event = field(default_factory=asyncio.Event)
     send_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    mass_results: MassResultCollector | None = None
+    catalog: Catalog = field(default_factory=Catalog)
+    sop_engine: Engine | None = None
+    scheduler: EngineScheduler | None = None
+    engine_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -113,6 +133,20 @@ def mp_channels(
     ]
 
 
+async def load_catalog(
+    config: Config, sessions: async_sessionmaker[AsyncSession], clock: Clock, renderer: Renderer
+) -> Catalog:
+    """Load and register the configured playbooks; StartupError lists every error."""
+    paths = [p for p in config.sop.playbooks if p not in DEFAULT_PLAYBOOKS or Path(p).exists()]  # noqa: ASYNC240 - once, at start
+    loaded = load_playbooks(paths, renderer=renderer)
+    if loaded.errors:
+        listing = "\n".join(f"  {error}" for error in loaded.errors)
+        raise StartupError(f"invalid playbooks, fix them and start again:\n{listing}")
+    sources = {name: str(path) for name, path in loaded.sources.items()}
+    async with sessions.begin() as session:
+        return await register(session, loaded.playbooks, now=clock.now(), sources=sources)
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     config: Config, *, clock: Clock | None = None, bus: EventBus | None = None
@@ -134,7 +168,7 @@ async def open_runtime(
             send_wake.set()
 
         processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
-        refresher = None
+        refresher = mass_results = None
         channels: list[Channel] = mp_channels(config, sessions, clock, http)
         app = api_app(config)
         if app is None:
@@ -151,10 +185,30 @@ async def open_runtime(
             )
             refresher = Refresher(sessions, client, bus, clock)
             channels.append(WelcomeChannel(client, clock))
+            channels.append(TagChannel(client, clock, default_group=config.delivery.tag_group))
+            channels.append(MassMessageChannel(client, sessions, clock))
+            mass_results = MassResultCollector(sessions, client, clock)
             if app.agent_id is not None:
                 channels.append(AppMessageChannel(client, app.agent_id))
-        sender = Sender(sessions, channels, clock) if channels else None
-        yield Runtime(
+        settings = config.delivery.sender_settings()
+        sender = Sender(sessions, channels, clock, settings) if channels else None
+        renderer = Renderer(config.sop.templates)
+        catalog = await load_catalog(config, sessions, clock, renderer)
+        sop_engine = Engine(
+            sessions, lambda: runtime.catalog, renderer, clock, config.sop, config.timezone
+        )
+        sop_engine.on_executed = send_wake.set
+        subscribe_engine(
+            bus,
+            lambda: runtime.catalog,
+            settings=config.sop,
+            clock=clock,
+            zone_default=config.timezone,
+        )
+        engine_wake = asyncio.Event()
+        fanout = FanOut(sessions, lambda: runtime.catalog, config.sop, config.timezone, clock.now)
+        scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
+        runtime = Runtime(
             config,
             clock,
             engine,
@@ -168,7 +222,13 @@ async def open_runtime(
             inbox_wake,
             refresh_wake,
             send_wake,
+            mass_results=mass_results,
+            catalog=catalog,
+            sop_engine=sop_engine,
+            scheduler=scheduler,
+            engine_wake=engine_wake,
         )
+        yield runtime
     finally:
         await http.close()
         await engine.dispose()
@@ -184,6 +244,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "inbox": inbox})
 
 
+async def _resume(scheduler: EngineScheduler) -> None:
+    await scheduler.resume()
+
+
 def _background(
     runtime: Runtime,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
@@ -197,11 +261,20 @@ def _background(
             loops.append(runtime.refresher.run_forever(runtime.refresh_wake, runtime.stopping))
         if runtime.sender is not None:
             loops.append(runtime.sender.run_forever(runtime.send_wake, runtime.stopping))
+        if runtime.sop_engine is not None:
+            loops.append(runtime.sop_engine.run_forever(runtime.engine_wake, runtime.stopping))
+        if runtime.scheduler is not None:
+            runtime.scheduler.start(runtime.config.sop.tick_seconds)
+            loops.append(_resume(runtime.scheduler))
+        if runtime.mass_results is not None:
+            loops.append(runtime.mass_results.run_forever(asyncio.Event(), runtime.stopping))
         tasks = [asyncio.ensure_future(loop) for loop in loops]
         try:
             yield
         finally:
             await runtime.writer.stop()
+            if runtime.scheduler is not None:
+                runtime.scheduler.shutdown()
             runtime.stopping.set()
             await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -136,6 +136,10 @@ class CardPressed(DomainEvent):
     task_id: str
     response_code: str | None = None
     card_type: str | None = None
+    #: The outbox row the card was sent as, and its idempotency key (who created it):
+    #: :class:`sop.delivery.card_routes.CardRoutes` dispatches on the key's prefix.
+    outbox_id: int | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

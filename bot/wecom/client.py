@@ -9,6 +9,7 @@ caller to schedule again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -120,6 +121,111 @@ class WecomClient:
         payload = await self.call("POST", "externalcontact/get_corp_tag_list", json=body)
         groups: list[dict[str, Any]] = payload.get("tag_group", [])
         return groups
+
+    async def add_msg_template(self, body: dict[str, Any]) -> Payload:
+        """``externalcontact/add_msg_template``: ``msgid`` and ``fail_list`` (the recipients
+        that cannot receive it: not a contact of the sender, unknown)."""
+        return await self.call("POST", "externalcontact/add_msg_template", json=body)
+
+    async def get_groupmsg_list_v2(self, body: dict[str, Any]) -> Payload:
+        """``externalcontact/get_groupmsg_list_v2``: one page of ``group_msg_list``.
+
+        ``body`` holds chat_type, start_time, end_time (at most a month apart) and the
+        optional creator, filter_type, limit (<= 100) and cursor.
+        """
+        return await self.call("POST", "externalcontact/get_groupmsg_list_v2", json=body)
+
+    async def get_groupmsg_task(
+        self, msgid: str, *, cursor: str = "", limit: int = 1000
+    ) -> Payload:
+        """``externalcontact/get_groupmsg_task``: one page of ``task_list`` (per staff member:
+        userid, status 0 not sent / 2 sent, send_time) and ``next_cursor``."""
+        body: dict[str, Any] = {"msgid": msgid, "limit": limit}
+        if cursor:
+            body["cursor"] = cursor
+        return await self.call("POST", "externalcontact/get_groupmsg_task", json=body)
+
+    async def get_groupmsg_send_result(
+        self, msgid: str, userid: str, *, cursor: str = "", limit: int = 1000
+    ) -> Payload:
+        """``externalcontact/get_groupmsg_send_result``: one page of ``send_list`` (per
+        recipient: external_userid or chat_id, status 0 not sent / 1 sent / 2 not a contact /
+        3 over the receiving limit, send_time) and ``next_cursor``."""
+        body: dict[str, Any] = {"msgid": msgid, "userid": userid, "limit": limit}
+        if cursor:
+            body["cursor"] = cursor
+        return await self.call("POST", "externalcontact/get_groupmsg_send_result", json=body)
+
+    async def remind_groupmsg_send(self, msgid: str) -> None:
+        """``externalcontact/remind_groupmsg_send``: notify the staff again (3 times a day)."""
+        await self.call("POST", "externalcontact/remind_groupmsg_send", json={"msgid": msgid})
+
+    async def cancel_groupmsg_send(self, msgid: str) -> None:
+        """``externalcontact/cancel_groupmsg_send``: withdraw what the staff has not sent."""
+        await self.call("POST", "externalcontact/cancel_groupmsg_send", json={"msgid": msgid})
+
+    async def add_corp_tag(
+        self, names: Sequence[str], *, group_id: str = "", group_name: str = ""
+    ) -> dict[str, Any]:
+        """``externalcontact/add_corp_tag``: new tags ``names`` in the group ``group_id``, or
+        in the group called ``group_name`` (created when there is none); the ``tag_group``
+        with the new tags and their ids."""
+        body: dict[str, Any] = {"tag": [{"name": name} for name in names]}
+        if group_id:
+            body["group_id"] = group_id
+        else:
+            body["group_name"] = group_name
+        payload = await self.call("POST", "externalcontact/add_corp_tag", json=body)
+        group: dict[str, Any] = payload["tag_group"]
+        return group
+
+    async def mark_tag(
+        self,
+        userid: str,
+        external_userid: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> None:
+        """``externalcontact/mark_tag``: add and remove corp tags (by id) on the customer
+        ``external_userid`` as staff member ``userid`` sees them."""
+        body = {
+            "userid": userid,
+            "external_userid": external_userid,
+            "add_tag": list(add),
+            "remove_tag": list(remove),
+        }
+        await self.call("POST", "externalcontact/mark_tag", json=body)
+
+    async def update_template_card(
+        self,
+        *,
+        agent_id: int,
+        response_code: str,
+        userids: Sequence[str] = (),
+        template_card: dict[str, Any] | None = None,
+        replace_name: str | None = None,
+    ) -> Payload:
+        """``message/update_template_card``: replace a sent card by ``template_card``, or only
+        turn its buttons into one grey ``replace_name`` label (after a press).
+
+        ``response_code`` comes from the send's answer or from the press callback; the
+        platform takes each one once, within 72 hours. ``userids`` narrows the update to some
+        of the card's recipients (default: all).
+        """
+        if (template_card is None) == (replace_name is None):
+            raise ValueError(
+                f"update_template_card({response_code!r}) takes exactly one of template_card"
+                " (a new card) and replace_name (the pressed button's new label)"
+            )
+        body: dict[str, Any] = {"agentid": agent_id, "response_code": response_code}
+        if userids:
+            body["userids"] = list(userids)
+        if template_card is not None:
+            body["template_card"] = template_card
+        else:
+            body["button"] = {"replace_name": replace_name}
+        return await self.call("POST", "message/update_template_card", json=body)
 
     async def _send(
         self,

@@ -5,8 +5,9 @@ log of send times. A classic token bucket (burst ``limit``, refill ``limit/per``
 twice the limit through in one window; for app messages WeCom silently drops whatever goes
 beyond 30 a minute per member, so the sender must never exceed it, not just on average.
 
-The state is in memory, per process: run one sender per corp, or divide the limits among
-the senders (a limit hit anyway shows up as 45009 and is retried).
+:class:`RateLimiter` keeps its state in memory, for one process; the sender uses
+:class:`~sop.delivery.shared_limits.SharedRateLimiter`, which applies the same rule to
+budgets kept in the database, so that every sender process spends from the same budgets.
 """
 
 from __future__ import annotations

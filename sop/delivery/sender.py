@@ -4,8 +4,11 @@ One pass (:meth:`Sender.run_once`), top to bottom:
 
 1. in one transaction: rows left ``sending`` by a crashed sender are recovered (staff nudges
    sent again, customer messages marked ``uncertain``); due rows are claimed; rows whose
-   window has closed are marked ``expired``; rows over a rate limit get a later ``due_at``;
-   the rest become ``sending`` with a lease and one more attempt. Commit.
+   window has closed are marked ``expired``; staff app messages that would go out in the
+   first seconds of a :00 or :30 minute are nudged a few seconds later (:mod:`.rush`); the
+   rest reserve their rate budgets, shared with every other sender through the database
+   (:mod:`.shared_limits`), and those over a limit get a later ``due_at``; the rows left
+   become ``sending`` with a lease and one more attempt. Commit.
 2. the claimed rows are sent concurrently, at most ``concurrency`` at a time; :meth:`Sender.drain`
    (what ``run_forever`` runs) claims the next batch while these sends are in flight;
 3. outcomes are written as they arrive, several per transaction (group commit), so a crash
@@ -24,7 +27,7 @@ import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,8 +36,10 @@ from sop.clock import Clock
 from sop.delivery.channel import Channel, OutboxMessage, Outcome, SendResult
 from sop.delivery.claims import claim_due, mark_sending, recover_lapsed, update_each
 from sop.delivery.outcomes import Finished, decide, record
-from sop.delivery.ratelimit import RateLimiter, RateLimits
+from sop.delivery.ratelimit import RateLimits
 from sop.delivery.retry import RetryPolicy
+from sop.delivery.rush import RushAvoidance
+from sop.delivery.shared_limits import SharedRateLimiter
 from store.models import OutboxState
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,9 @@ class SenderSettings:
     lease: timedelta = timedelta(minutes=5)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: RateLimits = field(default_factory=RateLimits)
+    #: Off unless given: the composition root turns it on from the configuration (on by
+    #: default there), so tests and tools on a clock that sits at 09:00:00 are not nudged.
+    rush: RushAvoidance | None = None
     #: Real seconds to sleep when nothing is due and nobody wakes the sender.
     idle_seconds: float = 1.0
 
@@ -80,7 +88,7 @@ class Sender:
         self._channels = {channel.name: channel for channel in channels}
         self._clock = clock
         self.settings = settings or SenderSettings()
-        self._limiter = RateLimiter(self.settings.limits)
+        self._limiter = SharedRateLimiter(self.settings.limits)
         self._rng = rng or random.Random()
         self._resendable = {n for n, c in self._channels.items() if not c.customer_facing}
 
@@ -168,6 +176,7 @@ class Sender:
                 log.warning("outbox rows %s were being sent during a crash: uncertain", uncertain)
             rows = await claim_due(session, now, self._channels, limit)
             report.claimed += len(rows)
+            candidates: list[OutboxMessage] = []
             for row in rows:
                 if row.expires_at is not None and row.expires_at <= now:
                     expired.append(
@@ -180,8 +189,14 @@ class Sender:
                     )
                     report.outcomes[row.id] = OutboxState.EXPIRED
                     continue
-                channel = self._channels[row.channel]
-                later = self._limiter.acquire(channel.rate_keys(row), now)
+                nudged = self._nudge(row, now)
+                if nudged is not None:
+                    deferred.append({"b_id": row.id, "due_at": nudged, "updated_at": now})
+                    continue
+                candidates.append(row)
+            wanted = [self._channels[row.channel].rate_keys(row) for row in candidates]
+            answers = await self._limiter.reserve(session, wanted, now)
+            for row, later in zip(candidates, answers, strict=True):
                 if later is not None:
                     deferred.append({"b_id": row.id, "due_at": later, "updated_at": now})
                     continue
@@ -193,6 +208,10 @@ class Sender:
         report.expired += len(expired)
         report.deferred += len(deferred)
         return sending, len(rows) >= limit
+
+    def _nudge(self, row: OutboxMessage, now: datetime) -> datetime | None:
+        rush = self.settings.rush
+        return None if rush is None else rush.nudge(row.channel, now, self._rng)
 
     async def _send_one(self, message: OutboxMessage) -> SendResult:
         channel = self._channels[message.channel]

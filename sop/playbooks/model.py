@@ -27,7 +27,13 @@ from sop.playbooks.durations import (
 #: Key paths as pydantic reports them: ``("steps", 2, "send", "template")``.
 KeyPath = tuple[str | int, ...]
 
-StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+def _step_number(value: Any) -> Any:
+    """``goto: 3`` names the third step (positional ids are numbers): YAML reads it as int."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+StepId = Annotated[str, BeforeValidator(_step_number), Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 #: Where a branch goes: a step id, or ``stop``.
 Target = StepId
 
@@ -292,16 +298,18 @@ class Goal(Strict):
 
 
 def _policy(value: Any, words: dict[str, timedelta | None]) -> Any:
+    choices = " or ".join(repr(w) for w in words)
     if isinstance(value, str) and value in words:
         return {"value": words[value]}
     if isinstance(value, str):
         try:
             return {"value": parse_duration(value)}
         except ValueError:
-            choices = " or ".join(repr(w) for w in words)
             raise ValueError(
                 f"expected {choices} or a duration such as 2h, got {value!r}"
             ) from None
+    if not isinstance(value, dict | CatchUp | Reentry):  # a dict: a stored version's JSON
+        raise ValueError(f"expected {choices} or a duration such as 2h, got {value!r}")
     return value
 
 

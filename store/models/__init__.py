@@ -15,6 +15,7 @@ from store.models.engine import (
 )
 from store.models.groups import CustomerGroup, GroupMember
 from store.models.inbox import InboxRow, InboxState
+from store.models.mass import MASS_FINAL, MassJob, MassRecipient, MassStatus
 from store.models.outbox import FINAL_STATES, OutboxRow, OutboxState
 from store.models.people import (
     Customer,
@@ -25,11 +26,16 @@ from store.models.people import (
     Staff,
 )
 from store.models.platform import AccessToken, RefreshRequest
+from store.models.ratelimits import RateSpend
 from store.models.tags import CustomerTag, Tag, TagSource
 from store.models.tasks import Task, TaskState
 from store.models.timeline import Direction, Interaction
 
 __all__ = [
+    "MASS_FINAL",
+    "MassJob",
+    "MassRecipient",
+    "MassStatus",
     "TaskState",
     "Task",
     "Waiting",
@@ -58,6 +64,7 @@ __all__ = [
     "MpFollower",
     "OutboxRow",
     "OutboxState",
+    "RateSpend",
     "RefreshRequest",
     "RemovedBy",
     "Staff",

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sop.clock import Clock, SystemClock
+from tests.support.fake_wecom.mass_state import MassBook, confirm_task
 from tests.support.fake_wecom.models import (
     AppToken,
     Customer,
@@ -50,6 +51,7 @@ class FakeCorp:
         self.tag_groups: dict[str, TagGroup] = {}
         self.tags: dict[str, Tag] = {}
         self.outbound = Outbound()
+        self.mass = MassBook()
         self._ids = itertools.count(1)
 
     def now(self) -> datetime:
@@ -291,6 +293,14 @@ class FakeCorp:
         )
         self.outbound.welcome_codes[welcome.code] = welcome
         return welcome.code
+
+    def confirm_mass(
+        self, msgid: str, userid: str | None = None, *, chat_ids: Iterable[str] | None = None
+    ) -> None:
+        """Staff ``userid`` (default: the message's only sender) sends mass message ``msgid``
+        from their client; for groups, ``chat_ids`` are the groups they pick (default: the
+        preselected ones, or every group they own)."""
+        confirm_task(self, msgid, userid, None if chat_ids is None else list(chat_ids))
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -1,0 +1,245 @@
+"""One agenda row executed: the step (or the timeout decision), its trace, the next move.
+
+Everything here runs inside the row's own transaction (opened by :mod:`sop.engine.runner`),
+so the outbox rows, tasks and marketing touches a step creates, its :class:`StepRun`, the row
+marked ``done`` and the next agenda row commit together or not at all.
+
+Rules the operator can rely on (docs/playbooks.md):
+
+- a row of an enrollment that has ended is skipped; a timeout row runs only while the
+  enrollment still waits on it (a reply or a finished task may have moved it on meanwhile);
+- catch-up: a ``send`` or ``nudge`` row late by more than the playbook's ``catch_up`` (the
+  engine was down) is recorded ``skipped_late`` and the enrollment moves on. Control steps
+  (``if``, ``goto``, ``stop``, tags, waits) always run: skipping them would change the path,
+  not just drop a stale message;
+- the next step falls due by its ``after``/``at`` from now, in the playbook's zone; quiet
+  hours move customer- and staff-facing steps (``send``, ``nudge``) to their end;
+- running past the last step (or ``stop``) completes the enrollment;
+- a step that raises keeps its error on the row and is retried with backoff; after the last
+  attempt the enrollment is ``failed`` with that error (see :func:`record_failure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sop.engine import lifecycle
+from sop.engine.agenda import Claim, finish, reacquire, release_for_retry
+from sop.engine.steps.base import STOP, Services, StepContext, StepResult
+from sop.engine.steps.registry import STEPS, TIMEOUTS, WAITS_ON
+from sop.playbooks.model import Playbook
+from sop.playbooks.timing import step_due_at
+from store.models import (
+    AgendaItem,
+    AgendaKind,
+    AgendaState,
+    Enrollment,
+    EnrollmentState,
+    StepRun,
+)
+
+#: Actions whose timing respects quiet hours and whose stale rows catch-up may skip.
+FACING = frozenset({"send", "nudge"})
+
+
+class VersionSource(Protocol):
+    """Where the definition an enrollment runs comes from (:class:`sop.engine.catalog.Catalog`)."""
+
+    async def get_version(self, session: AsyncSession, version_id: int) -> Playbook: ...
+
+
+async def lock_enrollment(session: AsyncSession, enrollment_id: int) -> Enrollment | None:
+    return (
+        await session.execute(
+            select(Enrollment)
+            .where(Enrollment.id == enrollment_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+
+
+async def execute(
+    session: AsyncSession,
+    claim: Claim,
+    *,
+    catalog: VersionSource,
+    services: Services,
+    now: datetime,
+) -> str | None:
+    """Run ``claim``'s row if it is still ours; the outcome recorded (None: not ours)."""
+    enrollment = await lock_enrollment(session, claim.enrollment_id)
+    item = await reacquire(session, claim)
+    if item is None:
+        return None
+    if enrollment is None or enrollment.state != EnrollmentState.ACTIVE:
+        state = enrollment.state.value if enrollment else "deleted"
+        finish(item, AgendaState.SKIPPED, now=now, error=f"the enrollment is {state}")
+        return "enrollment_ended"
+    playbook = await catalog.get_version(session, enrollment.version_id)
+    if not 0 <= item.step_index < len(playbook.steps):
+        raise LookupError(
+            f"agenda row {item.id} names step {item.step_index + 1} but playbook"
+            f" {playbook.name!r} (version {enrollment.version_id}) has {len(playbook.steps)}"
+        )
+    run = StepContext(session, enrollment, playbook, item.step_index, item, now, services)
+    if item.kind != AgendaKind.STEP:
+        waits_on = WAITS_ON[item.kind]
+        if item.seq != enrollment.seq or enrollment.waiting.value != waits_on:
+            finish(item, AgendaState.SKIPPED, now=now, error="superseded: no longer waiting")
+            return "superseded"
+        result = await TIMEOUTS[item.kind](run)
+    else:
+        result = _late(run) or await STEPS[run.step.action](run)
+    trace(session, run, result)
+    finish(
+        item,
+        AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE,
+        now=now,
+    )
+    if not result.wait:
+        await advance(
+            session,
+            enrollment,
+            playbook,
+            item.step_index,
+            result.goto,
+            now=now,
+            zone_default=services.zone_default,
+        )
+    return result.outcome
+
+
+def _late(run: StepContext) -> StepResult | None:
+    grace = run.playbook.catch_up.value
+    late_by = run.now - run.item.due_at
+    if grace is None or run.step.action not in FACING or late_by <= grace:
+        return None
+    reason = (
+        f"due {run.item.due_at.isoformat()}, late by {late_by}: more than the playbook's"
+        f" catch_up ({grace})"
+    )
+    return StepResult("skipped_late", {"reason": reason})
+
+
+def trace(
+    session: AsyncSession,
+    run: StepContext,
+    result: StepResult,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    detail: dict[str, Any] = {"kind": run.item.kind.value, **result.detail, **(extra or {})}
+    if run.item.attempts > 1:
+        detail["attempt"] = run.item.attempts
+    session.add(
+        StepRun(
+            enrollment_id=run.enrollment.id,
+            seq=run.item.seq,
+            step_id=run.step_id,
+            action=run.step.action,
+            due_at=run.item.due_at,
+            ran_at=run.now,
+            outcome=result.outcome,
+            detail=detail,
+        )
+    )
+
+
+async def advance(
+    session: AsyncSession,
+    enrollment: Enrollment,
+    playbook: Playbook,
+    from_index: int,
+    target: str | None,
+    *,
+    now: datetime,
+    zone_default: str,
+) -> AgendaItem | None:
+    """Move ``enrollment`` on from step ``from_index``: to ``target`` (a step id, ``stop``)
+    or the next step; schedule it, or complete the enrollment. The agenda row, if any."""
+    if target == STOP:
+        reason = f"stop at step {playbook.step_id(from_index)}"
+        await lifecycle.end(
+            session, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        )
+        return None
+    index = playbook.step_index(target) if target is not None else from_index + 1
+    if index >= len(playbook.steps):
+        reason = f"ran past the last step ({playbook.step_id(from_index)})"
+        await lifecycle.end(
+            session, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        )
+        return None
+    step = playbook.steps[index]
+    due_at = step_due_at(
+        base=now,
+        after=step.after,
+        at=step.at,
+        zone=playbook.zone(zone_default),
+        quiet=playbook.quiet_hours if step.action in FACING else None,
+    )
+    return lifecycle.schedule(session, enrollment, step_index=index, due_at=due_at, now=now)
+
+
+async def record_failure(
+    session: AsyncSession,
+    claim: Claim,
+    error: str,
+    *,
+    catalog: VersionSource,
+    now: datetime,
+    max_attempts: int,
+    retry_at: datetime,
+    permanent: bool = False,
+) -> bool:
+    """After a step raised (its transaction rolled back): keep the error on the row and retry
+    at ``retry_at``, or, on the last attempt (or a ``permanent`` error, such as a template
+    that cannot render this customer), fail the enrollment with it. True if failed."""
+    enrollment = await lock_enrollment(session, claim.enrollment_id)
+    item = await reacquire(session, claim)
+    if item is None or enrollment is None:
+        return False
+    step_id, action = str(item.step_index + 1), "?"
+    try:
+        playbook = await catalog.get_version(session, enrollment.version_id)
+        step_id, action = playbook.step_id(item.step_index), playbook.steps[item.step_index].action
+    except (LookupError, ValueError, IndexError):
+        pass
+    final = permanent or claim.attempts >= max_attempts
+    session.add(
+        StepRun(
+            enrollment_id=enrollment.id,
+            seq=item.seq,
+            step_id=step_id,
+            action=action,
+            due_at=item.due_at,
+            ran_at=now,
+            outcome="failed" if final else "error",
+            detail={
+                "kind": item.kind.value,
+                "error": error,
+                "attempt": claim.attempts,
+                "of": max_attempts,
+                **({} if final else {"retry_at": retry_at.isoformat()}),
+            },
+        )
+    )
+    if not final:
+        release_for_retry(item, now=now, retry_at=retry_at, error=error)
+        return False
+    finish(item, AgendaState.SKIPPED, now=now, error=error)
+    reason = f"step {step_id} ({action}) failed {claim.attempts} times; last error: {error}"
+    await lifecycle.end(session, enrollment, state=EnrollmentState.FAILED, reason=reason, now=now)
+    return True
+
+
+def backoff(attempts: int, *, base: timedelta, most: timedelta) -> timedelta:
+    """Exponential backoff after ``attempts`` failed attempts: base, 2 base, 4 base, ..."""
+    delay: timedelta = base * (2 ** max(0, attempts - 1))
+    return min(most, delay)

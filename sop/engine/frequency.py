@@ -1,0 +1,65 @@
+"""The per-customer frequency cap, shared by every playbook and campaign.
+
+A marketing message is decided (not yet sent: the outbox sends it later) in the transaction
+that records its :class:`~store.models.MarketingTouch`; the cap counts those rows in the
+sliding window before ``now``. Counting decisions rather than deliveries keeps the ledger in
+the same transaction as the outbox row, so two playbooks deciding at once cannot both slip
+under the cap unseen on PostgreSQL (the customer row is locked first) and never on SQLite
+(one writer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sop.settings import FrequencyCap
+from store.models import Customer, MarketingTouch
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    """Whether one more marketing message fits, and the count that decided it."""
+
+    allowed: bool
+    sent_in_window: int
+    limit: int | None
+
+    def reason(self, cap: FrequencyCap | None) -> str:
+        if self.allowed or cap is None:
+            return ""
+        return (
+            f"frequency cap: {self.sent_in_window} marketing messages in the last {cap.per}"
+            f" (at most {cap.messages}, settings sop.frequency_cap)"
+        )
+
+
+async def touches_in_window(
+    session: AsyncSession, customer_id: int, *, cap: FrequencyCap, now: datetime
+) -> int:
+    """Marketing touches of ``customer_id`` in ``(now - cap.per, now]``."""
+    query = select(func.count(MarketingTouch.id)).where(
+        MarketingTouch.customer_id == customer_id,
+        MarketingTouch.at > now - cap.per,
+        MarketingTouch.at <= now,
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def check_cap(
+    session: AsyncSession, customer_id: int, *, cap: FrequencyCap | None, now: datetime
+) -> CapCheck:
+    """Lock the customer (serialises deciders on PostgreSQL) and count the window."""
+    if cap is None:
+        return CapCheck(allowed=True, sent_in_window=0, limit=None)
+    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    count = await touches_in_window(session, customer_id, cap=cap, now=now)
+    return CapCheck(allowed=count < cap.messages, sent_in_window=count, limit=cap.messages)
+
+
+def record_touch(session: AsyncSession, customer_id: int, *, source: str, now: datetime) -> None:
+    """Add the ledger row for a marketing message decided now (flushed with the session)."""
+    session.add(MarketingTouch(customer_id=customer_id, at=now, source=source[:200]))

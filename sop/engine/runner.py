@@ -1,0 +1,157 @@
+"""The engine loop: claim due agenda rows, execute each in its own transaction, repeat.
+
+Wiring (for the composition root, ``bot/server.py``)::
+
+    engine = Engine(sessions, lambda: runtime.catalog, renderer, clock, settings.sop,
+                    zone_default, build_context=build_context)
+    await engine.run_forever(wake, stopping)   # a background task next to the sender
+
+``run_once`` executes everything due now (what tests and ``preview`` call after moving the
+clock); ``run_forever`` does that on every ``wake`` (the scheduler's tick, a new
+enrollment) or every ``tick_seconds``. Several engines may run against one PostgreSQL
+database: claims are disjoint (``SKIP LOCKED``) and each row commits with its effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sop.clock import Clock
+from sop.engine.agenda import Claim, claim_due
+from sop.engine.executor import VersionSource, backoff, execute, record_failure
+from sop.engine.steps.base import ContextBuilder, Renderer, Services
+from sop.rendering import RenderError, build_context
+from sop.settings import SopSettings
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed row is ours; a row still running after it is due again (a crash).
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(seconds=30)
+RETRY_MOST = timedelta(hours=1)
+#: Errors a retry cannot cure: the enrollment fails at once (its trace says why).
+PERMANENT: tuple[type[Exception], ...] = (RenderError,)
+#: Claims per ``run_once``: bounds a chain of zero-delay steps (``goto`` loops) per call.
+MAX_CLAIMS_PER_RUN = 1000
+
+
+def _default_context_builder() -> ContextBuilder:
+    builder: ContextBuilder = build_context
+    return builder
+
+
+class Engine:
+    def __init__(  # noqa: PLR0917 - the wiring's documented positional order
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog_provider: Callable[[], VersionSource],
+        renderer: Renderer,
+        clock: Clock,
+        settings: SopSettings,
+        zone_default: str,
+        *,
+        build_context: ContextBuilder | None = None,
+        lease: timedelta = LEASE,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog_provider
+        self._clock = clock
+        self.settings = settings
+        self._services = Services(
+            renderer=renderer,
+            build_context=build_context or _default_context_builder(),
+            settings=settings,
+            zone_default=zone_default,
+        )
+        self._lease = lease
+        self._max_attempts = max_attempts
+        #: Set after a pass that created outbox rows' transactions, for the sender's wake.
+        self.on_executed: Callable[[], None] | None = None
+
+    async def run_once(self) -> int:
+        """Execute every row due now, batch after batch; how many rows ran."""
+        executed = 0
+        for _ in range(MAX_CLAIMS_PER_RUN):
+            claims = await self._claim()
+            if not claims:
+                break
+            for claim in claims:
+                if await self._execute(claim):
+                    executed += 1
+        else:
+            log.warning(
+                "engine: still due rows after %d claims; a zero-delay goto loop? continuing"
+                " on the next tick",
+                MAX_CLAIMS_PER_RUN,
+            )
+        if executed and self.on_executed is not None:
+            self.on_executed()
+        return executed
+
+    async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
+        """``run_once`` until ``stopping``; idle waits end early on ``wake``."""
+        while not stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("engine pass failed; trying again shortly")
+            wake.clear()
+            waiter = asyncio.ensure_future(wake.wait())
+            stopper = asyncio.ensure_future(stopping.wait())
+            try:
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=self.settings.tick_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+
+    async def _claim(self) -> list[Claim]:
+        async with self._sessions.begin() as session:
+            return await claim_due(
+                session,
+                now=self._clock.now(),
+                limit=self.settings.batch_size,
+                lease=self._lease,
+            )
+
+    async def _execute(self, claim: Claim) -> bool:
+        """One row in its own transaction; a step that raises is recorded in another."""
+        now = self._clock.now()
+        try:
+            async with self._sessions.begin() as session:
+                outcome = await execute(
+                    session, claim, catalog=self._catalog(), services=self._services, now=now
+                )
+        except Exception as exc:
+            log.exception("agenda row %s (enrollment %s) failed", claim.id, claim.enrollment_id)
+            permanent = isinstance(exc, PERMANENT)
+            await self._failed(claim, f"{type(exc).__name__}: {exc}", permanent=permanent)
+            return True
+        return outcome is not None
+
+    async def _failed(self, claim: Claim, error: str, *, permanent: bool) -> None:
+        now = self._clock.now()
+        retry_at = now + backoff(claim.attempts, base=RETRY_BASE, most=RETRY_MOST)
+        async with self._sessions.begin() as session:
+            failed = await record_failure(
+                session,
+                claim,
+                error,
+                catalog=self._catalog(),
+                now=now,
+                max_attempts=self._max_attempts,
+                retry_at=retry_at,
+                permanent=permanent,
+            )
+        if failed:
+            log.error("enrollment %s failed: %s", claim.enrollment_id, error)

@@ -1,0 +1,134 @@
+"""APScheduler 3, hidden here: the engine's tick and one job per schedule playbook.
+
+APScheduler only decides *when* to look (in-memory jobs, nothing persisted in it); what
+happens is decided by our tables with the injected clock: a fire is taken once through
+:func:`sop.engine.fanout.take_fire`, and its fire time is computed from the clock (the
+minute, or the ``date_field`` day's ``at``), so every process names the same fire alike.
+
+``cron`` playbooks fire on their five-field crontab in the playbook's zone; ``date_field``
+playbooks fire daily at ``at`` local time and enroll customers whose date is today.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from sop.clock import Clock
+from sop.engine.fanout import FanOut, job_name, resume_unfinished, take_fire
+from sop.playbooks.model import Playbook
+from sop.playbooks.timing import local_instant
+
+log = logging.getLogger(__name__)
+
+
+def fire_time_of(playbook: Playbook, now: datetime, zone_default: str) -> datetime:
+    """The fire a job running at ``now`` stands for: the minute for cron, today's ``at``
+    (local) for a date field; the same in every process."""
+    schedule = playbook.trigger.schedule
+    assert schedule is not None
+    if schedule.date_field is not None:
+        zone = playbook.zone(zone_default)
+        day = now.astimezone(zone).date()
+        return local_instant(datetime.combine(day, schedule.at), zone)
+    return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_days(field: str) -> str:
+    """A crontab day-of-week field with day names: crontab counts 0 (or 7) as Sunday,
+    APScheduler 3 counts 0 as Monday, so ``1`` would silently fire on Tuesdays."""
+    return re.sub(
+        r"\d+", lambda m: _DAYS[int(m.group())] if int(m.group()) < 8 else m.group(), field
+    )
+
+
+def trigger_of(playbook: Playbook, zone_default: str) -> CronTrigger:
+    schedule = playbook.trigger.schedule
+    assert schedule is not None
+    zone = playbook.zone(zone_default)
+    if schedule.cron is not None:
+        minute, hour, day, month, day_of_week = schedule.cron.split()
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=crontab_days(day_of_week),
+            timezone=zone,
+        )
+    return CronTrigger(hour=schedule.at.hour, minute=schedule.at.minute, timezone=zone)
+
+
+class EngineScheduler:
+    """Ticks the engine (``wake``) and fires schedule playbooks through ``fanout``."""
+
+    def __init__(
+        self, fanout: FanOut, clock: Clock, *, wake: asyncio.Event, zone_default: str
+    ) -> None:
+        self._fanout = fanout
+        self._clock = clock
+        self._wake = wake
+        self._zone_default = zone_default
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self, tick_seconds: float) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(self._wake.set, IntervalTrigger(seconds=tick_seconds), id="engine:tick")
+        for entry in self._fanout.catalog_provider().active():
+            if entry.playbook.trigger.schedule is not None:
+                scheduler.add_job(
+                    self.fire,
+                    trigger_of(entry.playbook, self._zone_default),
+                    args=[entry.name],
+                    id=job_name(entry.playbook),
+                    coalesce=True,
+                    misfire_grace_time=300,
+                )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def job_ids(self) -> list[str]:
+        return sorted(job.id for job in self._scheduler.get_jobs()) if self._scheduler else []
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+
+    async def resume(self) -> int:
+        """Finish fan-outs a crashed process left half done."""
+        return await resume_unfinished(self._fanout)
+
+    async def fire(self, playbook_name: str) -> int | None:
+        """Take this fire of ``playbook_name`` and fan out; enrolled count, None if taken."""
+        entry = self._fanout.catalog_provider().get(playbook_name)
+        if entry is None or entry.playbook.trigger.schedule is None:
+            return None
+        now = self._clock.now()
+        fire_time = fire_time_of(entry.playbook, now, self._zone_default)
+        async with self._fanout.sessions.begin() as session:
+            fire_id = await take_fire(session, job_name(entry.playbook), fire_time, now=now)
+        if fire_id is None:
+            log.info("fire %s at %s taken by another process", playbook_name, fire_time)
+            return None
+        try:
+            enrolled = await self._fanout.run(fire_id, playbook_name, fire_time)
+        except Exception:
+            log.exception(
+                "fan-out of %s at %s failed; resumed on restart", playbook_name, fire_time
+            )
+            raise
+        self._wake.set()
+        return enrolled
+
+
+__all__ = ["EngineScheduler", "fire_time_of", "trigger_of"]

@@ -1,0 +1,140 @@
+"""What a template sees: the documented variables, read from the store or made up for a preview.
+
+:data:`CONTEXT_SCHEMA` is the contract with template authors (docs/playbooks.md lists the same
+names): the loader checks every template against it, so ``{{ customer.nmae }}`` is an error when
+the playbook loads, not when the message is due. Values are plain dicts and lists, so a
+context can be logged or stored with the trace of a step run as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Customer, CustomerGroup, CustomerStaff, CustomerTag, Staff, Tag
+from store.models.people import FollowState
+
+#: Top-level names and, for objects, their attributes (None: any attribute, e.g. a datetime).
+CONTEXT_SCHEMA: dict[str, frozenset[str] | None] = {
+    "customer": frozenset(
+        {
+            "id",
+            "name",
+            "external_userid",
+            "corp_name",
+            "remark",
+            "tags",
+            "fields",
+            "added_at",
+            "channel",
+        }
+    ),
+    "owner": frozenset({"userid", "name"}),
+    "group": frozenset({"name", "chat_id"}),
+    "playbook": frozenset({"name"}),
+    "event": frozenset({"keyword", "text"}),
+    "now": None,
+}
+
+
+class ContextError(LookupError):
+    """The customer a step runs for does not exist (any more)."""
+
+
+async def build_context(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    staff_userid: str | None,
+    playbook_name: str,
+    now: datetime,
+    zone: ZoneInfo,
+    group_id: int | None = None,
+    event: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The context for one customer; ``staff_userid`` None picks the customer's first
+    active relationship. Times are aware and local to ``zone``; unknown texts are ``""``."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise ContextError(f"no customer with id {customer_id}")
+    relation = await _relation(session, customer_id, staff_userid)
+    userid = staff_userid or (relation.staff_userid if relation is not None else None)
+    staff = await session.scalar(select(Staff).where(Staff.userid == userid)) if userid else None
+    tags = await session.scalars(
+        select(Tag.name)
+        .join(CustomerTag, CustomerTag.tag_id == Tag.id)
+        .where(CustomerTag.customer_id == customer_id, Tag.deleted_at.is_(None))
+        .distinct()
+        .order_by(Tag.name)
+    )
+    group = await session.get(CustomerGroup, group_id) if group_id is not None else None
+    added_at = relation.added_at if relation is not None else None
+    return {
+        "customer": {
+            "id": customer.id,
+            "name": customer.name or "",
+            "external_userid": customer.external_userid or "",
+            "corp_name": customer.corp_name or "",
+            "remark": (relation.remark if relation is not None else None) or "",
+            "tags": list(tags),
+            "fields": dict(customer.custom_fields or {}),
+            "added_at": added_at.astimezone(zone) if added_at is not None else None,
+            "channel": (relation.channel_state if relation is not None else None) or "",
+        },
+        "owner": None if userid is None else {"userid": userid, "name": _name(staff)},
+        "group": None if group is None else {"name": group.name or "", "chat_id": group.chat_id},
+        "playbook": {"name": playbook_name},
+        "event": _event(event),
+        "now": now.astimezone(zone),
+    }
+
+
+async def _relation(
+    session: AsyncSession, customer_id: int, staff_userid: str | None
+) -> CustomerStaff | None:
+    query = select(CustomerStaff).where(CustomerStaff.customer_id == customer_id)
+    if staff_userid is not None:
+        query = query.where(CustomerStaff.staff_userid == staff_userid)
+    active_first = case((CustomerStaff.state == FollowState.ACTIVE, 0), else_=1)
+    query = query.order_by(active_first, CustomerStaff.id).limit(1)
+    return await session.scalar(query)
+
+
+def _name(staff: Staff | None) -> str:
+    return (staff.name if staff is not None else None) or ""
+
+
+def _event(event: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if event is None:
+        return None
+    return {"keyword": str(event.get("keyword") or ""), "text": str(event.get("text") or "")}
+
+
+def sample_context(
+    *, playbook_name: str = "sample", now: datetime, zone: ZoneInfo
+) -> dict[str, Any]:
+    """A made-up customer with every variable set, for previews without a real customer."""
+    local = now.astimezone(zone)
+    return {
+        "customer": {
+            "id": 0,
+            "name": "张三",
+            "external_userid": "wmSAMPLE0000000000000000000000",
+            "corp_name": "示例科技有限公司",
+            "remark": "张总",
+            "tags": ["新客户", "展会"],
+            "fields": {"birthday": "05-20", "city": "上海"},
+            "added_at": local,
+            "channel": "sample",
+        },
+        "owner": {"userid": "sample_staff", "name": "李顾问"},
+        "group": {"name": "示例客户群", "chat_id": "wrSAMPLE"},
+        "playbook": {"name": playbook_name},
+        "event": {"keyword": "价格", "text": "请问价格是多少？"},
+        "now": local,
+    }

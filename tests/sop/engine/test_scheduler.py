@@ -1,0 +1,72 @@
+"""The APScheduler adapter: jobs for the tick and each schedule playbook; a fire taken once
+however many schedulers see it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from sop.engine.fanout import FanOut
+from sop.engine.scheduler import EngineScheduler, crontab_days, fire_time_of, trigger_of
+from store.models import CronFire, Enrollment
+from tests.sop.engine.harness import ZONE, Harness
+from tests.support.clock import ManualClock
+from tests.support.database import Database
+from tests.support.engine_factories import playbook
+
+WEEKLY = {"schedule": {"cron": "0 9 * * 1"}}
+
+
+def _scheduler(h: Harness) -> EngineScheduler:
+    fanout = FanOut(h.db.sessions, lambda: h.catalog, h.settings, ZONE, h.clock.now, 100)
+    return EngineScheduler(fanout, h.clock, wake=asyncio.Event(), zone_default=ZONE)
+
+
+def test_cron_runs_in_the_playbooks_zone_and_date_fields_daily_at_their_time() -> None:
+    weekly = playbook("weekly", trigger=WEEKLY)
+    after = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
+    assert trigger_of(weekly, ZONE).get_next_fire_time(None, after) == datetime(
+        2026, 11, 23, 1, 0, tzinfo=UTC
+    )
+    sundays = playbook("sundays", trigger={"schedule": {"cron": "0 9 * * 0,7"}})
+    assert trigger_of(sundays, ZONE).get_next_fire_time(None, after) == datetime(
+        2026, 11, 29, 1, 0, tzinfo=UTC
+    )
+    assert crontab_days("1-5") == "mon-fri"
+    birthday = playbook("birthday", trigger={"schedule": {"date_field": "bday", "at": "10:30"}})
+    now = datetime(2026, 11, 23, 2, 30, 5, tzinfo=UTC)
+    assert fire_time_of(birthday, now, ZONE) == datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+    assert fire_time_of(weekly, now, ZONE) == datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+
+
+async def test_a_fire_is_taken_once_by_two_schedulers(db: Database, clock: ManualClock) -> None:
+    h = Harness(db, clock)
+    await h.playbook("weekly", trigger=WEEKLY, steps=[{"tag": "x"}])
+    for n in range(3):
+        await h.customer(f"wm{n}")
+    first, second = _scheduler(h), _scheduler(h)
+    results = [await first.fire("weekly"), await second.fire("weekly")]
+    assert results == [3, None]
+    clock.advance(timedelta(seconds=30))  # the same minute: the same fire
+    assert await second.fire("weekly") is None
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count(CronFire.id))) == 1
+        assert await session.scalar(select(func.count(Enrollment.id))) == 3
+    clock.advance(timedelta(days=7))
+    assert await second.fire("weekly") == 0  # already enrolled, re-entry never
+
+
+async def test_start_registers_the_tick_and_schedule_jobs(
+    db: Database, clock: ManualClock
+) -> None:
+    h = Harness(db, clock)
+    await h.playbook("weekly", trigger=WEEKLY, steps=[{"tag": "x"}])
+    await h.playbook("event", steps=[{"tag": "x"}])
+    scheduler = _scheduler(h)
+    scheduler.start(1.0)
+    try:
+        assert scheduler.job_ids() == ["engine:tick", "playbook:weekly"]
+    finally:
+        scheduler.shutdown()
