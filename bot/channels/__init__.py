@@ -5,7 +5,15 @@ hands them to :class:`~sop.delivery.sender.Sender`.
 """
 
 from bot.channels.app_message import AppMessageChannel
+from bot.channels.mass_message import MassMessageChannel
 from bot.channels.mp_message import MpMessageChannel
+from bot.channels.tags import TagChannel
 from bot.channels.welcome import WelcomeChannel
 
-__all__ = ["AppMessageChannel", "MpMessageChannel", "WelcomeChannel"]
+__all__ = [
+    "AppMessageChannel",
+    "MassMessageChannel",
+    "MpMessageChannel",
+    "TagChannel",
+    "WelcomeChannel",
+]

@@ -151,6 +151,8 @@ def _message(trigger: Trigger, event: MessageReceived) -> dict[str, Any] | None:
         return None
     if trigger.chat != "any" and event.chat_type != _CHAT_TYPES[trigger.chat]:
         return None
+    if not trigger.accepts_source(event.source):
+        return None
     keyword: str | None = None
     if trigger.keywords or trigger.regex:
         keyword = found_keyword(trigger.keywords, event.text)

@@ -72,7 +72,7 @@ EventName = Literal[
 #: Which filters apply to which event (the loader reports a filter on the wrong event).
 EVENT_FILTERS: dict[str, frozenset[str]] = {
     "customer_added": frozenset({"channel"}),
-    "message_received": frozenset({"keywords", "regex", "chat"}),
+    "message_received": frozenset({"keywords", "regex", "chat", "source"}),
     "joined_group": frozenset({"groups"}),
     "left_group": frozenset({"groups"}),
     "tag_added": frozenset({"tag"}),
@@ -113,6 +113,11 @@ class Trigger(Strict):
     regex: str | None = None
     #: message_received: where the message was said.
     chat: Literal["private", "group", "any"] = "private"
+    #: message_received: which callback it came through: ``any``, a kind (``wecom``, ``mp``,
+    #: ``aibot``) or one endpoint (``mp:news``: the Official Account named news).
+    source: Annotated[str, Field(pattern=r"^(any|(wecom|mp|aibot)(:[A-Za-z0-9_-]{1,32})?)$")] = (
+        "any"
+    )
     #: joined_group / left_group: only these groups (name or chat id).
     groups: Names = []
     #: tag_added / tag_removed: the tag's name.
@@ -144,6 +149,10 @@ class Trigger(Strict):
     def filters_given(self) -> set[str]:
         """The filter keys set in the YAML (to check they suit the event)."""
         return set(self.model_fields_set) - {"event", "schedule", "manual"}
+
+    def accepts_source(self, source: str) -> bool:
+        """Whether a message that came through ``source`` (``mp:news``) passes ``source``."""
+        return self.source in ("any", source) or source.startswith(f"{self.source}:")
 
 
 # --- content ---------------------------------------------------------------------------

@@ -107,6 +107,28 @@ async def test_message_chat_filter_and_staff_never_trigger(db: Database) -> None
     assert await _match(db, base, staff) is None
 
 
+@pytest.mark.parametrize(
+    ("source", "came_through", "fires"),
+    [
+        ("any", "wecom:main", True),
+        ("mp", "mp:news", True),
+        ("mp:news", "mp:news", True),
+        ("mp:news", "mp:shop", False),
+        ("mp", "wecom:main", False),
+        ("wecom", "wecom:main", True),
+        ("mp", "mpx:news", False),
+    ],
+)
+async def test_message_source_filter(
+    db: Database, source: str, came_through: str, fires: bool
+) -> None:
+    event = MessageReceived(
+        **{**STAMP, "source": came_through}, msg_type="text", text="价格", customer_id=1
+    )
+    trigger = {"event": "message_received", "keywords": ["价格"], "source": source}
+    assert (await _match(db, trigger, event) is not None) is fires
+
+
 async def test_groups_by_name_or_chat_id(db: Database) -> None:
     async with db.sessions.begin() as session:
         group = await add_group(session, "wrChat1", now=AT, name="VIP 群")

@@ -28,6 +28,8 @@ ERRMSGS = {
     40058: "invalid parameter",
     40063: "some parameters are empty",
     40068: "invalid tagid",
+    40071: "tag name already exists",
+    40072: "invalid tag name length",
     40096: "invalid external userid",
     41001: "access_token missing",
     41002: "corpid missing",
