@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bot.console import (
+    campaign,
     context,
     database,
     demo,
@@ -46,6 +47,7 @@ main.add_command(timeline.customers)
 main.add_command(timeline.timeline)
 main.add_command(demo.demo)
 main.add_command(playbook.playbook)
+main.add_command(campaign.campaign)
 
 
 if __name__ == "__main__":

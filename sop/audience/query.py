@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.audience.json_sql import json_array_has, json_field_equals
@@ -189,9 +189,9 @@ def _last_interaction(condition: LastInteraction, now: datetime) -> list[ColumnE
     clauses = []
     if condition.before is not None:
         cutoff = now - condition.before
-        clauses.append(
-            or_(Customer.last_interaction_at.is_(None), Customer.last_interaction_at < cutoff)
-        )
+        # Never heard from counts from when the customer became known: someone added
+        # yesterday is new, not silent.
+        clauses.append(func.coalesce(Customer.last_interaction_at, Customer.created_at) < cutoff)
     if condition.after is not None:
         clauses.append(Customer.last_interaction_at >= now - condition.after)
     return clauses

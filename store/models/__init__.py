@@ -1,6 +1,7 @@
 """Every table of the toolkit, importable from one place (Alembic reads ``Base.metadata``)."""
 
 from store.models.base import Base, UTCDateTime
+from store.models.campaigns import RUN_FINAL, CampaignRecipient, CampaignRun, RunState
 from store.models.engine import (
     AgendaItem,
     AgendaKind,
@@ -32,6 +33,10 @@ from store.models.tasks import Task, TaskState
 from store.models.timeline import Direction, Interaction
 
 __all__ = [
+    "RUN_FINAL",
+    "CampaignRecipient",
+    "CampaignRun",
+    "RunState",
     "MASS_FINAL",
     "MassJob",
     "MassRecipient",

@@ -90,9 +90,27 @@ def postgres_database() -> Iterator[PostgresServer]:
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Empty every table and restart every id sequence, for the next test.
+
+    TRUNCATE costs about 15 ms a table however empty it is, so only the tables that hold
+    rows are truncated (one query finds them) and the used sequences are reset in one
+    statement: a test that touches two tables pays for two.
+    """
+    names = [t.name for t in Base.metadata.sorted_tables]
+    probe = " UNION ALL ".join(
+        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in names
+    )
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        filled = [row[0] for row in await conn.execute(text(probe))]
+        if filled:
+            tables = ", ".join(f'"{name}"' for name in filled)
+            await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        await conn.execute(
+            text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
+                " FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        )
 
 
 async def open_database(backend: str, url: str) -> Database:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
+from bot.processing.handlers.inbound import touch
 from bot.processing.people import customer_by_external_id, relationship, staff_by_userid
 from bot.processing.router import Router
 from bot.processing.wecom_events import ExternalContactEvent
@@ -75,6 +76,7 @@ async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> No
     follow.added_at = ctx.occurred_at(event)
     follow.removed_at = None
     follow.removed_by = None
+    touch(customer, follow.added_at)  # adding someone is talking to them: not "silent"
     await refresh_queue.request_refresh(
         ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
     )

@@ -95,6 +95,10 @@ async def unsubscribed(ctx: HandlerContext, event: UnsubscribeEvent) -> None:
 async def follower_message(ctx: HandlerContext, message: AppMessage) -> None:
     follower, customer = await _follower(ctx, message)
     when = ctx.occurred_at(message)
+    # Only a follower can write to an account: one who followed before the toolkit was
+    # deployed is known from their first message.
+    follower.subscribed = True
+    follower.unsubscribed_at = None
     if follower.last_message_at is None or follower.last_message_at < when:
         follower.last_message_at = when
     touch(customer, when)

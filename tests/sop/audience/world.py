@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
@@ -30,6 +30,9 @@ from store.models import (
     TagSource,
 )
 from tests.support.database import Database
+
+#: How long every customer of a world has been known (never-heard-from counts from then).
+KNOWN_FOR = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ async def store(db: Database, world: World, now: datetime) -> None:
                     "name": person.name,
                     "custom_fields": person.fields,
                     "last_interaction_at": person.last,
-                    "created_at": now,
+                    "created_at": now - KNOWN_FOR,
                 }
                 for person in world.people
             ],
@@ -226,8 +229,7 @@ def reference_match(world: World, person: Person, audience: Audience, now: datet
     if last is not None:
         if (
             last.before is not None
-            and person.last is not None
-            and person.last >= now - last.before
+            and (person.last if person.last is not None else now - KNOWN_FOR) >= now - last.before
         ):
             return False
         if last.after is not None and (person.last is None or person.last < now - last.after):

@@ -1,0 +1,226 @@
+"""Start, pause, resume and cancel a campaign's run; its progress by state.
+
+Pausing holds the run's outbox rows that are still ``pending`` by moving their ``due_at`` to
+:data:`HELD` (year 9000): the sender only claims due rows, so no new send starts after the
+pause commits (rows already being sent finish). Cancelled rows could never come back, which is
+why pause does not cancel. Resuming spreads the held rows again from now, with the campaign's
+throttle and quiet hours (not all at once), and lets the fan-out go on from its cursor.
+Cancelling cancels the pending rows (held ones included) and the open tasks of a
+``staff_task`` run; what was sent stays sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sop.campaigns.model import Campaign
+from sop.campaigns.slots import Slots
+from store.models import (
+    CampaignRecipient,
+    CampaignRun,
+    OutboxRow,
+    OutboxState,
+    RunState,
+    Task,
+    TaskState,
+)
+
+HELD = datetime(9000, 1, 1, tzinfo=UTC)
+ACTIVE = (RunState.PLANNED, RunState.RUNNING, RunState.PAUSED)
+
+
+class CampaignStateError(Exception):
+    """An operation the run's state does not allow, with what to do instead."""
+
+
+def digest(campaign: Campaign) -> str:
+    text = json.dumps(campaign.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def latest_run(session: AsyncSession, name: str) -> CampaignRun | None:
+    return await session.scalar(
+        select(CampaignRun)
+        .where(CampaignRun.campaign == name)
+        .order_by(CampaignRun.number.desc())
+        .limit(1)
+    )
+
+
+async def create_run(
+    session: AsyncSession,
+    campaign: Campaign,
+    *,
+    now: datetime,
+    zone_default: str,
+    fire_time: datetime | None = None,
+) -> CampaignRun:
+    """A new ``running`` run (fan it out with :class:`~sop.campaigns.fanout.Fanout`).
+
+    Refused while another run of the campaign is not finished: resume or cancel it first.
+    """
+    last = await latest_run(session, campaign.name)
+    if last is not None and last.state in ACTIVE:
+        raise CampaignStateError(
+            f"campaign {campaign.name!r}: run {last.number} is {last.state.value};"
+            " resume, pause or cancel it before starting another"
+        )
+    start = campaign.schedule.start_at(now, zone_default)
+    run = CampaignRun(
+        campaign=campaign.name,
+        number=(last.number + 1) if last is not None else 1,
+        digest=digest(campaign),
+        definition=campaign.model_dump(mode="json"),
+        channel=campaign.channel,
+        state=RunState.RUNNING,
+        fire_time=fire_time or now,
+        next_slot_at=start,
+        counts={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+def _keys(run_id: int) -> Select[str | None]:
+    """The outbox keys of a run's rows (the unique index on the key finds each row)."""
+    return select(CampaignRecipient.outbox_key).where(
+        CampaignRecipient.run_id == run_id, CampaignRecipient.outbox_key.is_not(None)
+    )
+
+
+async def _locked(session: AsyncSession, name: str) -> CampaignRun:
+    last = await latest_run(session, name)
+    if last is None:
+        raise CampaignStateError(f"campaign {name!r} has no run: start it first")
+    run = await session.scalar(
+        select(CampaignRun).where(CampaignRun.id == last.id).with_for_update()
+    )
+    assert run is not None
+    return run
+
+
+async def pause(session: AsyncSession, name: str, *, now: datetime) -> tuple[CampaignRun, int]:
+    """Hold the latest run's pending rows; the run and how many rows were held."""
+    run = await _locked(session, name)
+    if run.state != RunState.RUNNING:
+        raise CampaignStateError(f"campaign {name!r} run {run.number} is {run.state.value}")
+    held = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.idempotency_key.in_(_keys(run.id)),
+            OutboxRow.state == OutboxState.PENDING,
+        )
+        .values(due_at=HELD, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    run.state, run.paused_at, run.updated_at = RunState.PAUSED, now, now
+    return run, int(held.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def resume(
+    session: AsyncSession, name: str, *, now: datetime, zone: ZoneInfo
+) -> tuple[CampaignRun, int]:
+    """Spread the held rows again from now and let the fan-out continue."""
+    run = await _locked(session, name)
+    if run.state != RunState.PAUSED:
+        raise CampaignStateError(f"campaign {name!r} run {run.number} is {run.state.value}")
+    campaign = Campaign.model_validate(run.definition)
+    slots = Slots(run, campaign, zone)
+    slots.restart(max(now, campaign.schedule.start_at(now, zone.key)))
+    ids = (
+        await session.scalars(
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.idempotency_key.in_(_keys(run.id)),
+                OutboxRow.state == OutboxState.PENDING,
+                OutboxRow.due_at >= HELD,
+            )
+            .order_by(OutboxRow.id)
+        )
+    ).all()
+    if ids:
+        await session.execute(
+            update(OutboxRow),
+            [{"id": row_id, "due_at": slots.take(), "updated_at": now} for row_id in ids],
+        )
+    run.state, run.paused_at, run.updated_at = RunState.RUNNING, None, now
+    return run, len(ids)
+
+
+async def cancel(session: AsyncSession, name: str, *, now: datetime) -> tuple[CampaignRun, int]:
+    """Cancel the latest run's pending rows (and open tasks); the run and the row count."""
+    run = await _locked(session, name)
+    if run.state not in ACTIVE:
+        raise CampaignStateError(f"campaign {name!r} run {run.number} is {run.state.value}")
+    cancelled = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.idempotency_key.in_(_keys(run.id)),
+            OutboxRow.state == OutboxState.PENDING,
+        )
+        .values(
+            state=OutboxState.CANCELLED,
+            last_error=f"campaign {name} run {run.number} cancelled by an operator",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if run.channel == "staff_task":
+        await session.execute(
+            update(Task)
+            .where(Task.origin == f"campaign:{name}:{run.id}", Task.state == TaskState.OPEN)
+            .values(state=TaskState.SKIPPED, closed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    run.state, run.finished_at, run.updated_at = RunState.CANCELLED, now, now
+    return run, int(cancelled.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Progress:
+    """A run and its outbox rows by state (``held``: pending while paused)."""
+
+    run: CampaignRun
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def settled_rows(self) -> int:
+        return sum(n for s, n in self.rows.items() if s not in ("pending", "held", "sending"))
+
+
+async def progress(session: AsyncSession, name: str, *, now: datetime) -> Progress | None:
+    """The latest run's progress; a running run whose rows all settled becomes ``done``."""
+    run = await latest_run(session, name)
+    if run is None:
+        return None
+    held = (OutboxRow.state == OutboxState.PENDING) & (OutboxRow.due_at >= HELD)
+    counts = (
+        await session.execute(
+            select(OutboxRow.state, held, func.count())
+            .where(OutboxRow.idempotency_key.in_(_keys(run.id)))
+            .group_by(OutboxRow.state, held)
+        )
+    ).all()
+    rows: dict[str, int] = {}
+    for state, is_held, count in counts:
+        key = "held" if is_held else str(state)
+        rows[key] = rows.get(key, 0) + int(count)
+    result = Progress(run, rows)
+    unsettled = rows.get("pending", 0) + rows.get("held", 0) + rows.get("sending", 0)
+    if run.state == RunState.RUNNING and run.fanned_out_at is not None and not unsettled:
+        run.state, run.finished_at, run.updated_at = RunState.DONE, now, now
+    return result

@@ -1,0 +1,46 @@
+"""``scrm campaign`` as an operator runs it: a real process on a migrated SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def scrm(*args: str, cwd: Path, database: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRM_")}
+    env["PYTHONPATH"] = str(REPO)
+    env["SCRM_DATABASE_URL"] = f"sqlite:///{database}"
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_plan_refuses_an_empty_audience_and_status_needs_a_run(tmp_path: Path) -> None:
+    database = tmp_path / "scrm.db"
+    assert scrm("db", "upgrade", cwd=REPO, database=database).returncode == 0
+    done = scrm("campaign", "plan", "vip_launch", cwd=REPO, database=database)
+    assert done.returncode == 1, done.stderr
+    assert "refused: campaign 'vip_launch' has no recipient: the audience matches nobody" in (
+        done.stderr
+    )
+    done = scrm("campaign", "status", "vip_launch", cwd=REPO, database=database)
+    assert done.returncode == 1
+    assert "campaign 'vip_launch' has no run: start it first" in done.stderr
+
+
+def test_an_unknown_campaign_names_the_known_ones(tmp_path: Path) -> None:
+    database = tmp_path / "scrm.db"
+    done = scrm("campaign", "plan", "vip_lunch", cwd=REPO, database=database)
+    assert done.returncode == 1
+    assert "no valid campaign 'vip_lunch' in campaigns" in done.stderr
+    assert "vip_follow_up, vip_launch, weekly_group_tip" in done.stderr
