@@ -256,4 +256,24 @@ def load_config(path: str | Path | None, *, environ: dict[str, str] | None = Non
         raise ConfigError(f"{file} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
-    return parse_config(data, origin=str(file), environ=environ)
+    return parse_config(_anchor_paths(data, file.parent), origin=str(file), environ=environ)
+
+
+def _anchor_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative playbook and template paths written in a config file mean "next to the
+    file", so ``scrm --config /etc/scrm/config.yaml`` works from any folder."""
+    sop = data.get("sop")
+    if not isinstance(sop, dict):
+        return data
+
+    def anchored(value: Any) -> Any:
+        if isinstance(value, str) and "${" not in value and not Path(value).is_absolute():
+            return str(folder / value)
+        return value
+
+    sop = dict(sop)
+    if isinstance(sop.get("playbooks"), list):
+        sop["playbooks"] = [anchored(v) for v in sop["playbooks"]]
+    if "templates" in sop:
+        sop["templates"] = anchored(sop["templates"])
+    return {**data, "sop": sop}

@@ -46,15 +46,14 @@ from sop.engine.subscribe import subscribe_engine
 from sop.events import EventBus
 from sop.playbooks.loader import load_playbooks
 from sop.rendering import Renderer
-from sop.settings import SopSettings
 from store.db import create_engine, is_sqlite, session_factory
 from store.migrate import current_revision, head_revision, upgrade
 from store.models import InboxRow
 
 log = logging.getLogger(__name__)
 
-#: The configured playbook folder may be absent (no playbooks yet); any other path must exist.
-DEFAULT_PLAYBOOKS = frozenset(SopSettings().playbooks)
+#: Playbook files must exist; a configured folder may be absent (no playbooks yet).
+PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
 
 class StartupError(Exception):
@@ -137,7 +136,12 @@ async def load_catalog(
     config: Config, sessions: async_sessionmaker[AsyncSession], clock: Clock, renderer: Renderer
 ) -> Catalog:
     """Load and register the configured playbooks; StartupError lists every error."""
-    paths = [p for p in config.sop.playbooks if p not in DEFAULT_PLAYBOOKS or Path(p).exists()]  # noqa: ASYNC240 - once, at start
+    paths = []
+    for path in config.sop.playbooks:
+        if Path(path).exists() or Path(path).suffix in PLAYBOOK_SUFFIXES:  # noqa: ASYNC240
+            paths.append(path)
+        else:
+            log.warning("no playbook folder %s: no playbooks from there", path)
     loaded = load_playbooks(paths, renderer=renderer)
     if loaded.errors:
         listing = "\n".join(f"  {error}" for error in loaded.errors)
@@ -160,12 +164,14 @@ async def open_runtime(
         bus = bus or EventBus()
         inbox_wake, refresh_wake = asyncio.Event(), asyncio.Event()
         writer = InboxWriter(sessions, clock, on_new_rows=inbox_wake.set)
-        send_wake = asyncio.Event()
+        send_wake, engine_wake = asyncio.Event(), asyncio.Event()
 
         def after_batch() -> None:
-            # A batch may have queued refreshes and outbox rows (welcome codes live 20 s).
+            # A batch may have queued refreshes, outbox rows (welcome codes live 20 s) and
+            # enrollments whose first step is due now.
             refresh_wake.set()
             send_wake.set()
+            engine_wake.set()
 
         processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
         refresher = mass_results = None
@@ -205,7 +211,6 @@ async def open_runtime(
             clock=clock,
             zone_default=config.timezone,
         )
-        engine_wake = asyncio.Event()
         fanout = FanOut(sessions, lambda: runtime.catalog, config.sop, config.timezone, clock.now)
         scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
         runtime = Runtime(

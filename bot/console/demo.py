@@ -10,7 +10,8 @@ from bot.console.context import config_of, run
 @click.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Run the server on SQLite with the fake WeCom API and play a customer journey.
+    """Run the server on SQLite with the fake WeCom and WeChat APIs and the example playbooks,
+    and play a two-day customer story with time running fast.
 
     Needs no WeCom account. Writes var/demo.db (replaced on every run); afterwards
     `scrm --config config.yaml customers` style commands work on it with
@@ -20,11 +21,18 @@ def demo(ctx: click.Context) -> None:
 
     from bot.demo import run_demo
 
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 150)
     try:
         result = run(run_demo(config_of(ctx), console))
-    except ValueError as exc:
+    except (ValueError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from None
     if result.refused or result.inbox.get("failed") or result.inbox.get("pending"):
         raise click.ClickException(f"the demo did not go through cleanly: {result}")
-    console.print("[bold green]demo finished:[/] every callback accepted and processed")
+    if result.problems:
+        raise click.ClickException(
+            "the demo story did not play out: " + "; ".join(result.problems)
+        )
+    console.print(
+        "[bold green]demo finished:[/] every callback accepted and processed, every playbook"
+        " step of the story ran"
+    )

@@ -169,5 +169,10 @@ def test_demo_runs_on_sqlite_without_a_wecom_account(tmp_path: Path) -> None:
     result = scrm("demo", config=REPO / "config.yaml", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo finished" in result.stdout
-    assert "李女士" in result.stdout
+    out = result.stdout
+    for seen in ("welcome message", "Official Account message", "tag mirrored to WeCom"):
+        assert seen in out  # the welcome, the keyword reply and opt-out answer, the tag
+    for task in ("新客户首次跟进", "客户投诉，请立即处理"):
+        assert task in out  # the next-morning follow-up and the complaint alert
+    assert "Wed 10:00" in out or "10:00" in out
     assert (tmp_path / "var" / "demo.db").is_file()
