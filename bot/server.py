@@ -30,6 +30,7 @@ from bot.channels.mp_message import MpMessageChannel
 from bot.channels.tags import TagChannel
 from bot.channels.welcome import WelcomeChannel
 from bot.config import Config, WecomApp
+from bot.playbook_reload import PlaybookReloader
 from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
@@ -83,6 +84,7 @@ class Runtime:
     sop_engine: Engine | None = None
     scheduler: EngineScheduler | None = None
     engine_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    reloader: PlaybookReloader | None = None
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -151,6 +153,28 @@ async def load_catalog(
         return await register(session, loaded.playbooks, now=clock.now(), sources=sources)
 
 
+def engine_parts(  # noqa: PLR0913, PLR0917 - the composition root's wiring
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    bus: EventBus,
+    renderer: Renderer,
+    catalog: Callable[[], Catalog],
+    *,
+    engine_wake: asyncio.Event,
+    send_wake: asyncio.Event,
+) -> tuple[Engine, EngineScheduler]:
+    """The engine (subscribed to the bus, waking the sender after steps that queue messages)
+    and the scheduler that ticks it and fires schedule playbooks; ``catalog`` is read anew on
+    every use, so a hot reload takes effect at once."""
+    sop_engine = Engine(sessions, catalog, renderer, clock, config.sop, config.timezone)
+    sop_engine.on_executed = send_wake.set
+    subscribe_engine(bus, catalog, settings=config.sop, clock=clock, zone_default=config.timezone)
+    fanout = FanOut(sessions, catalog, config.sop, config.timezone, clock.now)
+    scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
+    return sop_engine, scheduler
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     config: Config, *, clock: Clock | None = None, bus: EventBus | None = None
@@ -200,19 +224,28 @@ async def open_runtime(
         sender = Sender(sessions, channels, clock, settings) if channels else None
         renderer = Renderer(config.sop.templates)
         catalog = await load_catalog(config, sessions, clock, renderer)
-        sop_engine = Engine(
-            sessions, lambda: runtime.catalog, renderer, clock, config.sop, config.timezone
-        )
-        sop_engine.on_executed = send_wake.set
-        subscribe_engine(
+        sop_engine, scheduler = engine_parts(
+            config,
+            sessions,
+            clock,
             bus,
+            renderer,
             lambda: runtime.catalog,
-            settings=config.sop,
-            clock=clock,
-            zone_default=config.timezone,
+            engine_wake=engine_wake,
+            send_wake=send_wake,
         )
-        fanout = FanOut(sessions, lambda: runtime.catalog, config.sop, config.timezone, clock.now)
-        scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
+
+        def reloaded(catalog: Catalog) -> None:
+            runtime.catalog = catalog
+            scheduler.sync_playbook_jobs()
+
+        reloader = PlaybookReloader(
+            playbooks=config.sop.playbooks,
+            templates=config.sop.templates,
+            sessions=sessions,
+            clock=clock,
+            on_reloaded=reloaded,
+        )
         runtime = Runtime(
             config,
             clock,
@@ -232,6 +265,7 @@ async def open_runtime(
             sop_engine=sop_engine,
             scheduler=scheduler,
             engine_wake=engine_wake,
+            reloader=reloader,
         )
         yield runtime
     finally:
@@ -271,6 +305,8 @@ def _background(
         if runtime.scheduler is not None:
             runtime.scheduler.start(runtime.config.sop.tick_seconds)
             loops.append(_resume(runtime.scheduler))
+        if runtime.reloader is not None:
+            loops.append(runtime.reloader.run_forever(runtime.stopping))
         if runtime.mass_results is not None:
             loops.append(runtime.mass_results.run_forever(asyncio.Event(), runtime.stopping))
         tasks = [asyncio.ensure_future(loop) for loop in loops]

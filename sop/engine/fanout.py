@@ -33,8 +33,12 @@ from store.models import CronFire, Customer
 log = logging.getLogger(__name__)
 
 
+#: Scheduler job ids of schedule playbooks start with this.
+PLAYBOOK_JOB_PREFIX = "playbook:"
+
+
 def job_name(playbook: Playbook) -> str:
-    return f"playbook:{playbook.name}"
+    return f"{PLAYBOOK_JOB_PREFIX}{playbook.name}"
 
 
 async def take_fire(

@@ -21,7 +21,13 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from sop.clock import Clock
-from sop.engine.fanout import FanOut, job_name, resume_unfinished, take_fire
+from sop.engine.fanout import (
+    PLAYBOOK_JOB_PREFIX,
+    FanOut,
+    job_name,
+    resume_unfinished,
+    take_fire,
+)
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import local_instant
 
@@ -83,6 +89,19 @@ class EngineScheduler:
     def start(self, tick_seconds: float) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(self._wake.set, IntervalTrigger(seconds=tick_seconds), id="engine:tick")
+        scheduler.start()
+        self._scheduler = scheduler
+        self.sync_playbook_jobs()
+
+    def sync_playbook_jobs(self) -> None:
+        """One cron job per enabled schedule playbook of the current catalog: called at start
+        and after a reload (jobs of removed or changed playbooks are replaced)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        for job in scheduler.get_jobs():
+            if job.id.startswith(PLAYBOOK_JOB_PREFIX):
+                job.remove()
         for entry in self._fanout.catalog_provider().active():
             if entry.playbook.trigger.schedule is not None:
                 scheduler.add_job(
@@ -93,8 +112,6 @@ class EngineScheduler:
                     coalesce=True,
                     misfire_grace_time=300,
                 )
-        scheduler.start()
-        self._scheduler = scheduler
 
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs()) if self._scheduler else []
