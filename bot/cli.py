@@ -16,6 +16,7 @@ from bot.console import (
     playbook,
     server,
     simulate,
+    staff,
     timeline,
 )
 
@@ -48,6 +49,8 @@ main.add_command(timeline.timeline)
 main.add_command(demo.demo)
 main.add_command(playbook.playbook)
 main.add_command(campaign.campaign)
+main.add_command(staff.staff)
+main.add_command(staff.report)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from sop.delivery.ratelimit import DOCUMENTED, Rate, RateLimits
 from sop.delivery.rush import RushAvoidance
 from sop.delivery.sender import SenderSettings
 from sop.settings import SopSettings
+from sop.staff.settings import StaffSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/scrm.db"
 WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -164,6 +165,8 @@ class Config(_Frozen):
     mp_api_base_url: str = MP_API_BASE_URL
     sop: SopSettings = Field(default_factory=SopSettings)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    #: Customer inheritance: the successor of a member who leaves, the handover message.
+    staff: StaffSettings = Field(default_factory=StaffSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.channels.app_message import AppMessageChannel
+from bot.channels.card_update import CardUpdateChannel
+from bot.channels.leaders import WecomLeaders
 from bot.channels.mass_message import MassMessageChannel
 from bot.channels.mass_results import MassResultCollector
 from bot.channels.mp_message import MpMessageChannel
@@ -34,6 +36,7 @@ from bot.playbook_reload import PlaybookReloader
 from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from bot.processing.refresher import Refresher
+from bot.transfers.poller import PollerSettings, TransferPoller
 from bot.wechat_mp.client import MpClient
 from bot.wecom.client import WecomClient
 from sop.clock import Clock, SystemClock
@@ -47,6 +50,8 @@ from sop.engine.subscribe import subscribe_engine
 from sop.events import EventBus
 from sop.playbooks.loader import load_playbooks
 from sop.rendering import Renderer
+from sop.staff.departure import subscribe_departures
+from sop.tasks.service import TaskSystem, wire_tasks
 from store.db import create_engine, is_sqlite, session_factory
 from store.migrate import current_revision, head_revision, upgrade
 from store.models import InboxRow
@@ -85,6 +90,8 @@ class Runtime:
     scheduler: EngineScheduler | None = None
     engine_wake: asyncio.Event = field(default_factory=asyncio.Event)
     reloader: PlaybookReloader | None = None
+    transfers: TransferPoller | None = None
+    tasks: TaskSystem | None = None
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -198,7 +205,8 @@ async def open_runtime(
             engine_wake.set()
 
         processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
-        refresher = mass_results = None
+        refresher = mass_results = leaders = None
+        transfers: TransferPoller | None = None
         channels: list[Channel] = mp_channels(config, sessions, clock, http)
         app = api_app(config)
         if app is None:
@@ -218,8 +226,13 @@ async def open_runtime(
             channels.append(TagChannel(client, clock, default_group=config.delivery.tag_group))
             channels.append(MassMessageChannel(client, sessions, clock))
             mass_results = MassResultCollector(sessions, client, clock)
+            transfers = TransferPoller(
+                sessions, client, clock, PollerSettings.from_staff(config.staff)
+            )
+            leaders = WecomLeaders(client)
             if app.agent_id is not None:
                 channels.append(AppMessageChannel(client, app.agent_id))
+                channels.append(CardUpdateChannel(client, app.agent_id))
         settings = config.delivery.sender_settings()
         sender = Sender(sessions, channels, clock, settings) if channels else None
         renderer = Renderer(config.sop.templates)
@@ -246,6 +259,16 @@ async def open_runtime(
             clock=clock,
             on_reloaded=reloaded,
         )
+        tasks = wire_tasks(
+            sessions,
+            config.sop.tasks,
+            clock,
+            config.timezone,
+            leaders,
+            bus=bus,
+            scheduler=scheduler,
+        )
+        subscribe_departures(bus, config.staff, clock)
         runtime = Runtime(
             config,
             clock,
@@ -266,6 +289,8 @@ async def open_runtime(
             scheduler=scheduler,
             engine_wake=engine_wake,
             reloader=reloader,
+            transfers=transfers,
+            tasks=tasks,
         )
         yield runtime
     finally:
@@ -307,6 +332,8 @@ def _background(
             loops.append(_resume(runtime.scheduler))
         if runtime.reloader is not None:
             loops.append(runtime.reloader.run_forever(runtime.stopping))
+        if runtime.transfers is not None:
+            loops.append(runtime.transfers.run_forever(asyncio.Event(), runtime.stopping))
         if runtime.mass_results is not None:
             loops.append(runtime.mass_results.run_forever(asyncio.Event(), runtime.stopping))
         tasks = [asyncio.ensure_future(loop) for loop in loops]

@@ -151,6 +151,16 @@ class StaffAction(DomainEvent):
     key: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class StaffLeft(DomainEvent):
+    """A staff member left the company (``change_contact`` ``delete_user``): their customers,
+    groups, open tasks and enrollments are to be handed to a successor."""
+
+    staff_userid: str
+    departments: tuple[int, ...] = ()
+    main_department: int | None = None
+
+
 E = TypeVar("E", bound=DomainEvent)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 

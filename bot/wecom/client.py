@@ -28,6 +28,8 @@ from sop.clock import Clock
 #: 84061 "not external contact": what externalcontact/list answers for a staff member
 #: without customers.
 NOT_EXTERNAL_CONTACT = 84061
+#: The transfer APIs take at most 100 customers (or groups) a call.
+TRANSFER_BATCH = 100
 
 
 class WecomClient:
@@ -226,6 +228,92 @@ class WecomClient:
         else:
             body["button"] = {"replace_name": replace_name}
         return await self.call("POST", "message/update_template_card", json=body)
+
+    async def transfer_customers(
+        self,
+        handover_userid: str,
+        takeover_userid: str,
+        external_userids: Sequence[str],
+        *,
+        resigned: bool,
+        message: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Start handing customers over: ``externalcontact/resigned/transfer_customer``
+        (离职继承, the member left) or ``externalcontact/transfer_customer`` (在职继承, with
+        the optional ``transfer_success_msg`` ``message``). At most 100 customers a call.
+
+        The ``customer`` list: per customer its ``errcode``; 0 means the platform started
+        the handover (it takes over after 24 hours), not that it succeeded.
+        """
+        if not 1 <= len(external_userids) <= TRANSFER_BATCH:
+            raise ValueError(
+                f"transfer_customer takes 1-{TRANSFER_BATCH} customers a call, got"
+                f" {len(external_userids)}: split the list"
+            )
+        body: dict[str, Any] = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": list(external_userids),
+        }
+        if not resigned and message:
+            body["transfer_success_msg"] = message
+        api = (
+            "externalcontact/resigned/transfer_customer"
+            if resigned
+            else ("externalcontact/transfer_customer")
+        )
+        payload = await self.call("POST", api, json=body)
+        customers: list[dict[str, Any]] = payload.get("customer", [])
+        return customers
+
+    async def transfer_result(
+        self, handover_userid: str, takeover_userid: str, *, resigned: bool, cursor: str = ""
+    ) -> Payload:
+        """One page of a handover's outcome: ``customer`` (external_userid, status 1 done /
+        2 waiting / 3 refused by the customer / 4 the successor is at the customer limit /
+        5 no transfer record, takeover_time) and ``next_cursor``."""
+        body: dict[str, Any] = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+        }
+        if cursor:
+            body["cursor"] = cursor
+        api = (
+            "externalcontact/resigned/transfer_result"
+            if resigned
+            else ("externalcontact/transfer_result")
+        )
+        return await self.call("POST", api, json=body)
+
+    async def transfer_group_chats(
+        self, chat_ids: Sequence[str], new_owner: str, *, resigned: bool
+    ) -> list[dict[str, Any]]:
+        """Give groups a new owner: ``externalcontact/groupchat/transfer`` (the owner left) or
+        ``externalcontact/groupchat/onjob_transfer``; at most 100 a call. Takes effect at
+        once; the ``failed_chat_list`` (chat_id, errcode, errmsg) names the groups that
+        did not move."""
+        if not 1 <= len(chat_ids) <= TRANSFER_BATCH:
+            raise ValueError(
+                f"groupchat transfer takes 1-{TRANSFER_BATCH} groups a call, got {len(chat_ids)}"
+            )
+        api = (
+            "externalcontact/groupchat/transfer"
+            if resigned
+            else ("externalcontact/groupchat/onjob_transfer")
+        )
+        body = {"chat_id_list": list(chat_ids), "new_owner": new_owner}
+        payload = await self.call("POST", api, json=body)
+        failed: list[dict[str, Any]] = payload.get("failed_chat_list", [])
+        return failed
+
+    async def get_unassigned_list(self, *, cursor: str = "", page_size: int = 1000) -> Payload:
+        """``externalcontact/get_unassigned_list``: one page of ``info`` (handover_userid,
+        external_userid, dimission_time) of departed members' customers not yet assigned,
+        ``is_last`` and ``next_cursor``."""
+        body: dict[str, Any] = {"page_size": page_size}
+        if cursor:
+            body["cursor"] = cursor
+        return await self.call("POST", "externalcontact/get_unassigned_list", json=body)
 
     async def _send(
         self,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
@@ -57,20 +59,25 @@ def crontab_days(field: str) -> str:
     )
 
 
+def cron_trigger(cron: str, zone: ZoneInfo) -> CronTrigger:
+    """A five-field crontab (``m h dom mon dow``) in ``zone``, Sunday counted as crontab does."""
+    minute, hour, day, month, day_of_week = cron.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_days(day_of_week),
+        timezone=zone,
+    )
+
+
 def trigger_of(playbook: Playbook, zone_default: str) -> CronTrigger:
     schedule = playbook.trigger.schedule
     assert schedule is not None
     zone = playbook.zone(zone_default)
     if schedule.cron is not None:
-        minute, hour, day, month, day_of_week = schedule.cron.split()
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=crontab_days(day_of_week),
-            timezone=zone,
-        )
+        return cron_trigger(schedule.cron, zone)
     return CronTrigger(hour=schedule.at.hour, minute=schedule.at.minute, timezone=zone)
 
 
@@ -85,10 +92,35 @@ class EngineScheduler:
         self._wake = wake
         self._zone_default = zone_default
         self._scheduler: AsyncIOScheduler | None = None
+        self._extra: list[tuple[str, Callable[[], Awaitable[object]], object]] = []
+
+    def every(self, job_id: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` every ``seconds`` once started (the task follow-ups tick)."""
+        self._extra.append((job_id, job, IntervalTrigger(seconds=seconds)))
+
+    def daily(
+        self,
+        job_id: str,
+        at: time,
+        zone: ZoneInfo,
+        job: Callable[[], Awaitable[object]],
+        *,
+        day_of_week: str = "*",
+    ) -> None:
+        """Run ``job`` at local ``at`` in ``zone`` (on ``day_of_week``: mon..sun) once started
+        (the task digests). The job itself must make a repeated fire harmless."""
+        trigger = CronTrigger(
+            hour=at.hour, minute=at.minute, day_of_week=day_of_week, timezone=zone
+        )
+        self._extra.append((job_id, job, trigger))
 
     def start(self, tick_seconds: float) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(self._wake.set, IntervalTrigger(seconds=tick_seconds), id="engine:tick")
+        for job_id, job, trigger in self._extra:
+            scheduler.add_job(
+                job, trigger, id=job_id, coalesce=True, max_instances=1, misfire_grace_time=300
+            )
         scheduler.start()
         self._scheduler = scheduler
         self.sync_playbook_jobs()
@@ -148,4 +180,4 @@ class EngineScheduler:
         return enrolled
 
 
-__all__ = ["EngineScheduler", "fire_time_of", "trigger_of"]
+__all__ = ["EngineScheduler", "cron_trigger", "fire_time_of", "trigger_of"]

@@ -31,8 +31,26 @@ from store.models.ratelimits import RateSpend
 from store.models.tags import CustomerTag, Tag, TagSource
 from store.models.tasks import Task, TaskState
 from store.models.timeline import Direction, Interaction
+from store.models.transfers import (
+    ITEM_FINAL,
+    AuditEntry,
+    TransferItem,
+    TransferItemKind,
+    TransferItemState,
+    TransferJob,
+    TransferJobState,
+    TransferMode,
+)
 
 __all__ = [
+    "ITEM_FINAL",
+    "AuditEntry",
+    "TransferItem",
+    "TransferItemKind",
+    "TransferItemState",
+    "TransferJob",
+    "TransferJobState",
+    "TransferMode",
     "RUN_FINAL",
     "CampaignRecipient",
     "CampaignRun",

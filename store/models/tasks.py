@@ -58,3 +58,9 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: Follow-ups (``sop.tasks``): until when a snoozed task sleeps; when the overdue reminder
+    #: reaches the staff member (after quiet hours); when and to whom it was escalated.
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalated_to: Mapped[str | None] = mapped_column(String(64), default=None)

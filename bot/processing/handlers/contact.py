@@ -2,7 +2,8 @@
 
 The event names the fields that changed; the staff row takes them at once and a refresh
 fetches the rest. A deleted member keeps the row (their customers' history refers to it),
-with status 5, WeCom's "left the company".
+with status 5, WeCom's "left the company", and ``StaffLeft`` is published: the handover of
+their customers, groups, tasks and enrollments (``sop.staff``) is planned in this transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from bot.processing.context import HandlerContext
 from bot.processing.people import staff_by_userid
 from bot.processing.router import Router
 from bot.processing.wecom_events import ContactChangeEvent
-from store.models import Direction
+from sop.events import StaffLeft
+from store.models import Direction, Staff
 
 router = Router("contact")
 PREFIX = "wecom:event:change_contact"
@@ -22,9 +24,11 @@ LEFT_COMPANY = 5
 @router.on(ContactChangeEvent, PREFIX)
 async def directory_changed(ctx: HandlerContext, event: ContactChangeEvent) -> None:
     userid = event.new_userid or event.userid
+    leaver: Staff | None = None
     if event.change_type in ("create_user", "update_user", "delete_user") and userid:
         staff = await staff_by_userid(ctx.session, userid, ctx.clock.now())
         if event.change_type == "delete_user":
+            leaver = staff if staff.status != LEFT_COMPANY else None
             staff.status = LEFT_COMPANY
         else:
             staff.name = event.name or staff.name
@@ -44,3 +48,12 @@ async def directory_changed(ctx: HandlerContext, event: ContactChangeEvent) -> N
         data={"change_type": event.change_type, "userid": event.userid, "raw": dict(event.raw)},
         staff_userid=userid,
     )
+    if leaver is not None:
+        await ctx.publish(
+            StaffLeft(
+                **ctx.stamp(event),
+                staff_userid=leaver.userid,
+                departments=tuple(leaver.departments or ()),
+                main_department=leaver.main_department,
+            )
+        )

@@ -18,6 +18,7 @@ from tests.support.fake_wecom.mass_state import MassBook, confirm_task
 from tests.support.fake_wecom.models import (
     AppToken,
     Customer,
+    Department,
     Follow,
     GroupChat,
     GroupMember,
@@ -27,6 +28,7 @@ from tests.support.fake_wecom.models import (
     epoch,
 )
 from tests.support.fake_wecom.outbound import Outbound, WelcomeCode
+from tests.support.fake_wecom.transfer_state import TransferBook, settle
 
 TOKEN_LIFETIME = timedelta(seconds=7200)
 T = TypeVar("T")
@@ -50,8 +52,10 @@ class FakeCorp:
         self.groups: dict[str, GroupChat] = {}
         self.tag_groups: dict[str, TagGroup] = {}
         self.tags: dict[str, Tag] = {}
+        self.departments: dict[int, Department] = {}
         self.outbound = Outbound()
         self.mass = MassBook()
+        self.transfers = TransferBook()
         self._ids = itertools.count(1)
 
     def now(self) -> datetime:
@@ -104,6 +108,16 @@ class FakeCorp:
         staff.gender = gender
         self.staff[userid] = staff
         return staff
+
+    def add_department(
+        self, department_id: int, name: str, *, parent: int = 0, leaders: Sequence[str] = ()
+    ) -> Department:
+        """A department and its leaders (``department_leader``); leaders must be staff."""
+        for userid in leaders:
+            self._lookup(self.staff, userid, "staff member", "add_staff")
+        department = Department(department_id, name, parent, list(leaders))
+        self.departments[department_id] = department
+        return department
 
     def add_tag_group(
         self,
@@ -301,6 +315,31 @@ class FakeCorp:
         from their client; for groups, ``chat_ids`` are the groups they pick (default: the
         preselected ones, or every group they own)."""
         confirm_task(self, msgid, userid, None if chat_ids is None else list(chat_ids))
+
+    # --- transfers (离职继承 / 在职继承) ---------------------------------------------------------
+
+    def refuse_transfer(self, external_userid: str) -> None:
+        """The customer refuses the waiting handover (status 3, at once)."""
+        record = self.transfers.waiting(external_userid)
+        if record is None:
+            raise KeyError(f"fake WeCom has no waiting transfer of {external_userid!r}")
+        record.refused = True
+        self.settle_transfers()
+
+    def set_customer_limit(self, userid: str, limit: int) -> None:
+        """Staff ``userid`` may have at most ``limit`` customers: a takeover beyond is status 4."""
+        self._lookup(self.staff, userid, "staff member", "add_staff")
+        self.transfers.limits[userid] = limit
+
+    def complete_transfers(self) -> None:
+        """Every waiting handover reaches its takeover time now (instead of after 24 h)."""
+        now = self.now()
+        for record in self.transfers.transfers:
+            record.takeover_time = min(record.takeover_time, now)
+        self.settle_transfers()
+
+    def settle_transfers(self) -> None:
+        settle(self)
 
     # --- helpers -----------------------------------------------------------------------------
 

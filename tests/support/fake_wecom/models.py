@@ -52,6 +52,24 @@ class Staff:
 
 
 @dataclass
+class Department:
+    id: int
+    name: str
+    parentid: int = 0
+    leaders: list[str] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "name_en": "",
+            "department_leader": list(self.leaders),
+            "parentid": self.parentid,
+            "order": 100000000,
+        }
+
+
+@dataclass
 class Tag:
     id: str
     name: str

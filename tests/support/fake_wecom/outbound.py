@@ -53,9 +53,18 @@ class Outbound:
         default_factory=lambda: defaultdict(deque)
     )
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    #: Response codes a button press issued (``template_card_event``'s ResponseCode), by the
+    #: msgid of the card pressed: ``message/update_template_card`` takes them like the send's.
+    press_codes: dict[str, str] = field(default_factory=dict)
 
     def new_msgid(self) -> str:
         return f"fakeMsg{next(self._ids):020d}"
+
+    def press(self, msgid: str) -> str:
+        """A press on the card sent as ``msgid``: the callback's fresh ResponseCode."""
+        code = f"fakePress{next(self._ids):012d}"
+        self.press_codes[code] = msgid
+        return code
 
     def over_member_limit(self, userid: str, now: datetime) -> bool:
         """Count one app message to ``userid``; True when it exceeds a member limit."""

@@ -146,6 +146,7 @@ class FakeWecom(FakeCorp):
             body = {} if body is None else body
             if not body_ok or not isinstance(body, dict):
                 raise ApiFailure(47001, "Warning: wrong json format.")
+        self.settle_transfers()  # waiting handovers whose time came, before anyone looks
         api_request = ApiRequest(
             request.method,
             route.path,

@@ -2,11 +2,13 @@
 
 from tests.support.fake_wecom.api import (
     contacts,
+    departments,
     groups,
     mass,
     message,
     tags,
     token,
+    transfer,
     users,
     welcome,
 )
@@ -14,7 +16,18 @@ from tests.support.fake_wecom.api.base import ApiFailure, ApiRequest, Route
 
 ROUTES: dict[str, Route] = {
     route.path: route
-    for family in (token, contacts, groups, users, tags, message, welcome, mass)
+    for family in (
+        token,
+        contacts,
+        departments,
+        groups,
+        users,
+        tags,
+        message,
+        welcome,
+        mass,
+        transfer,
+    )
     for route in family.ROUTES
 }
 

@@ -31,6 +31,9 @@ ERRMSGS = {
     40071: "tag name already exists",
     40072: "invalid tag name length",
     40096: "invalid external userid",
+    40097: "the handover member has not resigned",
+    40100: "the customer is already being transferred",
+    40129: "the customer was transferred too often (2 in 90 days)",
     41001: "access_token missing",
     41002: "corpid missing",
     41004: "corpsecret missing",
@@ -54,9 +57,11 @@ ERRMSGS = {
     47001: "data format error",
     48002: "api forbidden",
     60111: "userid not found",
+    60123: "invalid party id",
     81013: "user & party & tag all invalid",
     82001: "All touser & toparty & totag invalid",
     84061: "not external contact",
+    90500: "the owner of this chat is not resigned",
 }
 
 

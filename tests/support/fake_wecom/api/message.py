@@ -67,7 +67,12 @@ def update_template_card(corp: FakeCorp, request: ApiRequest) -> dict[str, Any]:
     code = body.get("response_code")
     if not code:
         raise ApiFailure(40063, "response_code is required")
-    sent = [d for d in corp.outbound.deliveries if f"fakeResp{d.msgid}" == code]
+    pressed = corp.outbound.press_codes.get(code)
+    sent = [
+        d
+        for d in corp.outbound.deliveries
+        if d.msgid and (f"fakeResp{d.msgid}" == code or d.msgid == pressed)
+    ]
     if not sent:
         raise ApiFailure(40058, "unknown response_code")
     userids = body.get("userids") or [d.to for d in sent]
