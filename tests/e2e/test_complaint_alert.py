@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from store.models import Enrollment, Task, TaskState
 from tests.support.e2e import STAFF, World
 
@@ -72,15 +70,6 @@ async def test_a_complaint_at_night_is_not_held_back(world: World) -> None:
     assert [c for c in world.cards_to(STAFF) if c["main_title"]["title"] == TITLE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "nothing escalates a late task: sop/engine/steps/nudge.py stores Task.escalate_at, but"
-        " no component reads it (the overdue reminder and the escalation to the department"
-        " leader are issue 7's task system), so the complaint that complaint_alert.yaml says"
-        " is 'escalated to their leader if it is not done within an hour' reaches nobody else"
-    ),
-)
 async def test_a_complaint_still_open_at_its_escalation_time_is_escalated(world: World) -> None:
     await customer_in_a_group(world)
     await world.says_to_bot(CUSTOMER, "@helper 投诉", chat_id=GROUP)

@@ -43,6 +43,8 @@ from store.models import (
     OutboxRow,
     OutboxState,
     RefreshRequest,
+    Task,
+    TaskState,
 )
 from tests.support.clock import ManualClock
 from tests.support.database import Database
@@ -220,6 +222,8 @@ class World:
                 moved += (await runtime.sender.drain()).claimed
             if runtime.mass_results is not None:
                 moved += (await runtime.mass_results.run_once()).polled
+            if runtime.tasks is not None:
+                moved += (await runtime.tasks.followups.run_once()).total
             if not moved:
                 return
         raise AssertionError(f"the runtime did not settle in {MAX_ROUNDS} rounds at {self.now}")
@@ -297,8 +301,30 @@ class World:
             ).all()
         candidates += [max(due, until or due) for due, until in refreshes]
         candidates += [at for _, at in self._fires()]
+        candidates += await self._task_moments()
         later = [c for c in candidates if c is not None and c > now]
         return min(later, default=None)
+
+    async def _task_moments(self) -> list[datetime | None]:
+        """When the task follow-ups have something to do: a reminder, an escalation, the end
+        of a snooze (quiet hours may hold them further; the follow-ups decide)."""
+        tasks = self.runtime.tasks
+        if tasks is None:
+            return []
+        settings = tasks.settings
+        async with self.runtime.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Task.due_at, Task.escalate_at, Task.snoozed_until).where(
+                        Task.state.in_([TaskState.OPEN, TaskState.SNOOZED])
+                    )
+                )
+            ).all()
+        moments: list[datetime | None] = []
+        for due, escalate, snoozed in rows:
+            moments += [due + settings.remind_after, escalate, snoozed]
+            moments.append(escalate or due + settings.escalation.after)
+        return moments
 
     # --- what came out ----------------------------------------------------------------------
 
