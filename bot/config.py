@@ -263,8 +263,8 @@ def load_config(path: str | Path | None, *, environ: dict[str, str] | None = Non
 
 
 def _anchor_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Relative playbook and template paths written in a config file mean "next to the
-    file", so ``scrm --config /etc/scrm/config.yaml`` works from any folder."""
+    """Relative playbook, campaign and template paths written in a config file mean "next
+    to the file", so ``scrm --config /etc/scrm/config.yaml`` works from any folder."""
     sop = data.get("sop")
     if not isinstance(sop, dict):
         return data
@@ -275,8 +275,9 @@ def _anchor_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         return value
 
     sop = dict(sop)
-    if isinstance(sop.get("playbooks"), list):
-        sop["playbooks"] = [anchored(v) for v in sop["playbooks"]]
+    for key in ("playbooks", "campaigns"):
+        if isinstance(sop.get(key), list):
+            sop[key] = [anchored(v) for v in sop[key]]
     if "templates" in sop:
         sop["templates"] = anchored(sop["templates"])
     return {**data, "sop": sop}

@@ -39,6 +39,7 @@ from bot.processing.refresher import Refresher
 from bot.transfers.poller import PollerSettings, TransferPoller
 from bot.wechat_mp.client import MpClient
 from bot.wecom.client import WecomClient
+from sop.campaigns.cron import schedule_campaigns
 from sop.clock import Clock, SystemClock
 from sop.delivery.channel import Channel
 from sop.delivery.sender import Sender
@@ -179,6 +180,7 @@ def engine_parts(  # noqa: PLR0913, PLR0917 - the composition root's wiring
     subscribe_engine(bus, catalog, settings=config.sop, clock=clock, zone_default=config.timezone)
     fanout = FanOut(sessions, catalog, config.sop, config.timezone, clock.now)
     scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
+    schedule_campaigns(scheduler, sessions, renderer, config.sop, clock, config.timezone)
     return sop_engine, scheduler
 
 

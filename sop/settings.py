@@ -89,6 +89,8 @@ class TaskSettings(Strict):
 class SopSettings(Strict):
     #: Playbook files or folders of ``*.yaml`` files, relative to the working directory.
     playbooks: list[str] = ["playbooks"]
+    #: Campaign files or folders (``scrm campaign``; ``schedule: cron`` ones start on their own).
+    campaigns: list[str] = ["campaigns"]
     #: The message template library (话术库) that ``template:`` names resolve in.
     templates: str = "templates"
     tick_seconds: float = Field(default=1.0, gt=0)

@@ -37,7 +37,7 @@ FOLDER = click.option("--campaigns", "folder", default="campaigns", show_default
 
 @click.group()
 def campaign() -> None:
-    """Broadcast campaigns (群发): plan, start, pause, resume, cancel, status."""
+    """Broadcast campaigns (群发): plan, start, pause, resume, cancel, status, report."""
 
 
 @campaign.command("plan")
@@ -208,3 +208,93 @@ def status(ctx: click.Context, name: str) -> None:
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(found.rows.items())) or "no rows")
     excluded = done.counts.get("excluded") or {}
     console.print(f"recipients: {done.counts.get('included', 0)}, excluded: {excluded}")
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@campaign.command("report")
+@click.argument("name")
+@click.option("--run", "number", type=int, default=None, help="Run number (default: latest).")
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write one line per recipient to this file.",
+)
+@click.pass_context
+def report(ctx: click.Context, name: str, number: int | None, csv_file: str | None) -> None:
+    """Collect the results of a run, then show them per variant (and write the CSV)."""
+    import csv
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from sop.campaigns.report import (
+        CSV_COLUMNS,
+        RunReport,
+        find_run,
+        recipient_lines,
+        run_report,
+    )
+    from sop.campaigns.results import collect
+    from sop.clock import SystemClock
+
+    config = config_of(ctx)
+
+    async def go() -> RunReport:
+        async with open_sessions(config) as sessions:
+            async with sessions.begin() as session:
+                try:
+                    found = await find_run(session, name, number)
+                except LookupError as exc:
+                    raise click.ClickException(str(exc)) from None
+                await collect(session, found.id, now=SystemClock().now())
+            async with sessions() as session:
+                result = await run_report(session, found)
+                if csv_file is not None:
+                    with open(csv_file, "w", newline="", encoding="utf-8") as handle:  # noqa: ASYNC230
+                        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+                        writer.writeheader()
+                        async for line in recipient_lines(session, found.id):
+                            writer.writerow(line)
+                return result
+
+    result = run(go())
+    done = result.run
+    console = Console()
+    console.print(f"[bold]{name}[/] run {done.number}: {done.state.value}, {done.channel}")
+    table = Table(
+        "variant",
+        "recipients",
+        "excluded",
+        "sent",
+        "reached",
+        "replied",
+        "converted",
+        "reach %",
+        "reply %",
+        "conversion %",
+        "outcomes",
+    )
+    for variant in [*result.variants.values(), result.total]:
+        excluded = ", ".join(f"{k} {v}" for k, v in sorted(variant.excluded.items()))
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(variant.outcomes.items()))
+        table.add_row(
+            variant.variant,
+            str(variant.recipients),
+            excluded or "0",
+            str(variant.sent),
+            str(variant.reached),
+            str(variant.replied),
+            str(variant.converted),
+            _rate(variant.reach_rate),
+            _rate(variant.reply_rate),
+            _rate(variant.conversion_rate),
+            outcomes or "-",
+        )
+    console.print(table)
+    if csv_file is not None:
+        click.echo(f"recipients written to {csv_file}")

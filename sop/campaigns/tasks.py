@@ -2,9 +2,9 @@
 
 A personalised message to a WeCom customer is something a person sends: the staff member
 gets the rendered script as a :class:`~store.models.Task` (origin ``campaign:<name>:<run>``)
-and a card (Done / Snooze 1 h / Not relevant, keys ``task:<id>:done|snooze|skip``, the
-routes the task system already answers). The card row's key is the recipient's
-``campaign:<run>:c<id>``, so the fan-out's idempotency covers it.
+and a card (:func:`sop.delivery.messages.task_card`, the one a playbook ``nudge`` sends).
+The card row's key is the recipient's ``campaign:<run>:c<id>``, so the fan-out's
+idempotency covers it.
 """
 
 from __future__ import annotations
@@ -18,27 +18,8 @@ from sop.campaigns.bulk import outbox_values
 from sop.campaigns.eligibility import Decision
 from sop.campaigns.model import Campaign, StaffTask
 from sop.campaigns.slots import Slots
-from sop.delivery.messages import STAFF_APP, Button, Payload, button_card
+from sop.delivery.messages import STAFF_APP, task_card
 from store.models import CampaignRun, Task, TaskState
-
-#: The card's description is short; the whole script is in the task.
-CARD_SCRIPT = 120
-
-
-def task_card(task_id: int, title: str, description: str) -> Payload:
-    """The card of task ``task_id``. The same buttons as a playbook's ``nudge`` card."""
-    if len(description) > CARD_SCRIPT:
-        description = description[: CARD_SCRIPT - 1] + "…"
-    return button_card(
-        task_id=f"task-{task_id}",
-        title=title,
-        description=description,
-        buttons=[
-            Button("Done", f"task:{task_id}:done", 1),
-            Button("Snooze 1 h", f"task:{task_id}:snooze", 2),
-            Button("Not relevant", f"task:{task_id}:skip", 2),
-        ],
-    )
 
 
 async def task_rows(

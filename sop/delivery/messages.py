@@ -63,6 +63,28 @@ def button_card(
     return {"msgtype": "template_card", "template_card": card}
 
 
+#: A task card's description is short (the card is a reminder); the whole script is in the task.
+TASK_CARD_DESCRIPTION = 120
+
+
+def task_card(task_id: int, title: str, description: str) -> Payload:
+    """The card of staff task ``task_id``: Done / Snooze 1 h / Not relevant, answered by the
+    task system's ``task:<id>:done|snooze|skip`` routes. One builder for playbook ``nudge``
+    steps and ``staff_task`` campaigns, so both cards press the same way."""
+    if len(description) > TASK_CARD_DESCRIPTION:
+        description = description[: TASK_CARD_DESCRIPTION - 1] + "…"
+    return button_card(
+        task_id=f"task-{task_id}",
+        title=title,
+        description=description,
+        buttons=[
+            Button("Done", f"task:{task_id}:done", 1),
+            Button("Snooze 1 h", f"task:{task_id}:snooze", 2),
+            Button("Not relevant", f"task:{task_id}:skip", 2),
+        ],
+    )
+
+
 def welcome(welcome_code: str, content: str, attachments: Sequence[Payload] = ()) -> Payload:
     payload: Payload = {"welcome_code": welcome_code, "text": {"content": content}}
     if attachments:

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.engine import lifecycle
-from sop.engine.agenda import Claim, finish, reacquire, release_for_retry
+from sop.engine.agenda import Claim, close, finish, reacquire, release_for_retry, take_back
 from sop.engine.steps.base import STOP, Services, StepContext, StepResult
 from sop.engine.steps.registry import STEPS, TIMEOUTS, WAITS_ON
 from sop.playbooks.model import Playbook
@@ -73,13 +73,13 @@ async def execute(
     now: datetime,
 ) -> str | None:
     """Run ``claim``'s row if it is still ours; the outcome recorded (None: not ours)."""
-    enrollment = await lock_enrollment(session, claim.enrollment_id)
-    item = await reacquire(session, claim)
-    if item is None:
+    taken = await take_back(session, claim)
+    if taken is None:
         return None
-    if enrollment is None or enrollment.state != EnrollmentState.ACTIVE:
-        state = enrollment.state.value if enrollment else "deleted"
-        finish(item, AgendaState.SKIPPED, now=now, error=f"the enrollment is {state}")
+    item, enrollment, customer = taken
+    if enrollment.state != EnrollmentState.ACTIVE:
+        error = f"the enrollment is {enrollment.state.value}"
+        finish(item, AgendaState.SKIPPED, now=now, error=error)
         return "enrollment_ended"
     playbook = await catalog.get_version(session, enrollment.version_id)
     if not 0 <= item.step_index < len(playbook.steps):
@@ -87,7 +87,9 @@ async def execute(
             f"agenda row {item.id} names step {item.step_index + 1} but playbook"
             f" {playbook.name!r} (version {enrollment.version_id}) has {len(playbook.steps)}"
         )
-    run = StepContext(session, enrollment, playbook, item.step_index, item, now, services)
+    run = StepContext(
+        session, enrollment, playbook, item.step_index, item, now, services, customer
+    )
     if item.kind != AgendaKind.STEP:
         waits_on = WAITS_ON[item.kind]
         if item.seq != enrollment.seq or enrollment.waiting.value != waits_on:
@@ -96,12 +98,9 @@ async def execute(
         result = await TIMEOUTS[item.kind](run)
     else:
         result = _late(run) or await STEPS[run.step.action](run)
-    trace(session, run, result)
-    finish(
-        item,
-        AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE,
-        now=now,
-    )
+    await trace(session, run, result)
+    state = AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE
+    await close(session, item, state, now=now)
     if not result.wait:
         await advance(
             session,
@@ -127,27 +126,35 @@ def _late(run: StepContext) -> StepResult | None:
     return StepResult("skipped_late", {"reason": reason})
 
 
-def trace(
+#: The trace row as a plain Core insert on the transaction's connection: nothing reads it
+#: back in the step, so it needs no ORM object, identity or flush (compiled once, cached).
+_TRACE = insert(StepRun)
+
+
+async def trace(
     session: AsyncSession,
     run: StepContext,
     result: StepResult,
     *,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
+    """Write the step-run trace of ``run`` in the row's transaction."""
     detail: dict[str, Any] = {"kind": run.item.kind.value, **result.detail, **(extra or {})}
     if run.item.attempts > 1:
         detail["attempt"] = run.item.attempts
-    session.add(
-        StepRun(
-            enrollment_id=run.enrollment.id,
-            seq=run.item.seq,
-            step_id=run.step_id,
-            action=run.step.action,
-            due_at=run.item.due_at,
-            ran_at=run.now,
-            outcome=result.outcome,
-            detail=detail,
-        )
+    connection = await session.connection()
+    await connection.execute(
+        _TRACE,
+        {
+            "enrollment_id": run.enrollment.id,
+            "seq": run.item.seq,
+            "step_id": run.step_id,
+            "action": run.step.action,
+            "due_at": run.item.due_at,
+            "ran_at": run.now,
+            "outcome": result.outcome,
+            "detail": detail,
+        },
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.settings import FrequencyCap
@@ -37,29 +37,43 @@ class CapCheck:
         )
 
 
+#: The statements of a cap check, built once (their compiled forms are cached).
+_COUNT = select(func.count(MarketingTouch.id)).where(
+    MarketingTouch.customer_id == bindparam("customer_id"),
+    MarketingTouch.at > bindparam("since"),
+    MarketingTouch.at <= bindparam("until"),
+)
+_LOCK = select(Customer.id).where(Customer.id == bindparam("customer_id")).with_for_update()
+_TOUCH = insert(MarketingTouch)
+
+
 async def touches_in_window(
     session: AsyncSession, customer_id: int, *, cap: FrequencyCap, now: datetime
 ) -> int:
     """Marketing touches of ``customer_id`` in ``(now - cap.per, now]``."""
-    query = select(func.count(MarketingTouch.id)).where(
-        MarketingTouch.customer_id == customer_id,
-        MarketingTouch.at > now - cap.per,
-        MarketingTouch.at <= now,
-    )
-    return int((await session.execute(query)).scalar_one())
+    params = {"customer_id": customer_id, "since": now - cap.per, "until": now}
+    return int((await session.execute(_COUNT, params)).scalar_one())
 
 
 async def check_cap(
     session: AsyncSession, customer_id: int, *, cap: FrequencyCap | None, now: datetime
 ) -> CapCheck:
-    """Lock the customer (serialises deciders on PostgreSQL) and count the window."""
+    """Lock the customer (serialises deciders on PostgreSQL), then count the window in a
+    statement of its own: under READ COMMITTED its snapshot is taken after the lock, so it
+    sees the touches of the decider that held the lock before us."""
     if cap is None:
         return CapCheck(allowed=True, sent_in_window=0, limit=None)
-    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    await session.execute(_LOCK, {"customer_id": customer_id})
     count = await touches_in_window(session, customer_id, cap=cap, now=now)
     return CapCheck(allowed=count < cap.messages, sent_in_window=count, limit=cap.messages)
 
 
-def record_touch(session: AsyncSession, customer_id: int, *, source: str, now: datetime) -> None:
-    """Add the ledger row for a marketing message decided now (flushed with the session)."""
-    session.add(MarketingTouch(customer_id=customer_id, at=now, source=source[:200]))
+async def record_touch(
+    session: AsyncSession, customer_id: int, *, source: str, now: datetime
+) -> None:
+    """Write the ledger row for a marketing message decided now, in the caller's transaction
+    (a Core insert: nothing in the step reads the row back)."""
+    connection = await session.connection()
+    await connection.execute(
+        _TOUCH, {"customer_id": customer_id, "at": now, "source": source[:200]}
+    )

@@ -12,6 +12,7 @@ playbooks fire daily at ``at`` local time and enroll customers whose date is tod
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from sqlalchemy import update
 
 from sop.clock import Clock
 from sop.engine.fanout import (
@@ -32,8 +34,12 @@ from sop.engine.fanout import (
 )
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import local_instant
+from store.models import CronFire
 
 log = logging.getLogger(__name__)
+
+#: Scheduler job ids (and ``CronFire.job``) of cron campaigns start with this.
+CAMPAIGN_JOB_PREFIX = "campaign:"
 
 
 def fire_time_of(playbook: Playbook, now: datetime, zone_default: str) -> datetime:
@@ -114,6 +120,41 @@ class EngineScheduler:
         )
         self._extra.append((job_id, job, trigger))
 
+    def campaign(
+        self,
+        name: str,
+        cron: str,
+        zone: ZoneInfo,
+        start: Callable[[datetime], Awaitable[object]],
+    ) -> None:
+        """Start campaign ``name`` at each fire of its five-field ``cron`` in ``zone`` once
+        started: :meth:`fire_campaign` takes the fire once, then calls ``start(fire_time)``."""
+        job_id = f"{CAMPAIGN_JOB_PREFIX}{name}"
+        job = functools.partial(self.fire_campaign, job_id, start)
+        self._extra.append((job_id, job, cron_trigger(cron, zone)))
+
+    async def fire_campaign(
+        self, job_id: str, start: Callable[[datetime], Awaitable[object]]
+    ) -> object | None:
+        """Take this minute's fire of ``job_id`` (one process wins) and run ``start`` with
+        its fire time; what ``start`` returned, or None when another process took it."""
+        now = self._clock.now()
+        fire_time = now.astimezone(UTC).replace(second=0, microsecond=0)
+        async with self._fanout.sessions.begin() as session:
+            fire_id = await take_fire(session, job_id, fire_time, now=now)
+        if fire_id is None:
+            log.info("fire %s at %s taken by another process", job_id, fire_time)
+            return None
+        result = await start(fire_time)
+        async with self._fanout.sessions.begin() as session:
+            await session.execute(
+                update(CronFire)
+                .where(CronFire.id == fire_id)
+                .values(finished_at=self._clock.now())
+            )
+        self._wake.set()
+        return result
+
     def start(self, tick_seconds: float) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(self._wake.set, IntervalTrigger(seconds=tick_seconds), id="engine:tick")
@@ -180,4 +221,4 @@ class EngineScheduler:
         return enrolled
 
 
-__all__ = ["EngineScheduler", "cron_trigger", "fire_time_of", "trigger_of"]
+__all__ = ["CAMPAIGN_JOB_PREFIX", "EngineScheduler", "cron_trigger", "fire_time_of", "trigger_of"]

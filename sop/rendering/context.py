@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select
+from sqlalchemy import Select, bindparam, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Customer, CustomerGroup, CustomerStaff, CustomerTag, Staff, Tag
@@ -46,6 +46,33 @@ class ContextError(LookupError):
     """The customer a step runs for does not exist (any more)."""
 
 
+def _relation_query(*, of_staff: bool) -> Select[CustomerStaff, str | None]:
+    """The customer's relationship (active first; one staff member's if ``of_staff``) with
+    that staff member's name, in one statement."""
+    query = (
+        select(CustomerStaff, Staff.name)
+        .outerjoin(Staff, Staff.userid == CustomerStaff.staff_userid)
+        .where(CustomerStaff.customer_id == bindparam("customer_id"))
+    )
+    if of_staff:
+        query = query.where(CustomerStaff.staff_userid == bindparam("staff_userid"))
+    active_first = case((CustomerStaff.state == FollowState.ACTIVE, 0), else_=1)
+    return query.order_by(active_first, CustomerStaff.id).limit(1)
+
+
+#: Built once: a step renders many messages, and the compiled forms are cached by SQLAlchemy.
+_RELATION = _relation_query(of_staff=False)
+_RELATION_OF = _relation_query(of_staff=True)
+_STAFF_NAME = select(Staff.name).where(Staff.userid == bindparam("userid"))
+_TAGS = (
+    select(Tag.name)
+    .join(CustomerTag, CustomerTag.tag_id == Tag.id)
+    .where(CustomerTag.customer_id == bindparam("customer_id"), Tag.deleted_at.is_(None))
+    .distinct()
+    .order_by(Tag.name)
+)
+
+
 async def build_context(
     session: AsyncSession,
     *,
@@ -62,16 +89,11 @@ async def build_context(
     customer = await session.get(Customer, customer_id)
     if customer is None:
         raise ContextError(f"no customer with id {customer_id}")
-    relation = await _relation(session, customer_id, staff_userid)
+    relation, staff_name = await _relation(session, customer_id, staff_userid)
     userid = staff_userid or (relation.staff_userid if relation is not None else None)
-    staff = await session.scalar(select(Staff).where(Staff.userid == userid)) if userid else None
-    tags = await session.scalars(
-        select(Tag.name)
-        .join(CustomerTag, CustomerTag.tag_id == Tag.id)
-        .where(CustomerTag.customer_id == customer_id, Tag.deleted_at.is_(None))
-        .distinct()
-        .order_by(Tag.name)
-    )
+    if relation is None and userid is not None:
+        staff_name = await session.scalar(_STAFF_NAME, {"userid": userid})
+    tags = await session.scalars(_TAGS, {"customer_id": customer_id})
     group = await session.get(CustomerGroup, group_id) if group_id is not None else None
     added_at = relation.added_at if relation is not None else None
     return {
@@ -86,7 +108,7 @@ async def build_context(
             "added_at": added_at.astimezone(zone) if added_at is not None else None,
             "channel": (relation.channel_state if relation is not None else None) or "",
         },
-        "owner": None if userid is None else {"userid": userid, "name": _name(staff)},
+        "owner": None if userid is None else {"userid": userid, "name": staff_name or ""},
         "group": None if group is None else {"name": group.name or "", "chat_id": group.chat_id},
         "playbook": {"name": playbook_name},
         "event": _event(event),
@@ -96,17 +118,18 @@ async def build_context(
 
 async def _relation(
     session: AsyncSession, customer_id: int, staff_userid: str | None
-) -> CustomerStaff | None:
-    query = select(CustomerStaff).where(CustomerStaff.customer_id == customer_id)
-    if staff_userid is not None:
-        query = query.where(CustomerStaff.staff_userid == staff_userid)
-    active_first = case((CustomerStaff.state == FollowState.ACTIVE, 0), else_=1)
-    query = query.order_by(active_first, CustomerStaff.id).limit(1)
-    return await session.scalar(query)
-
-
-def _name(staff: Staff | None) -> str:
-    return (staff.name if staff is not None else None) or ""
+) -> tuple[CustomerStaff | None, str | None]:
+    """The relationship ``build_context`` describes and its staff member's name."""
+    if staff_userid is None:
+        found = await session.execute(_RELATION, {"customer_id": customer_id})
+    else:
+        params = {"customer_id": customer_id, "staff_userid": staff_userid}
+        found = await session.execute(_RELATION_OF, params)
+    row = found.first()
+    if row is None:
+        return None, None
+    relation, name = row
+    return relation, name
 
 
 def _event(event: Mapping[str, Any] | None) -> dict[str, str] | None:

@@ -75,8 +75,16 @@ class StepResult:
     wait: bool = False
 
 
+#: ``StepContext`` caches: not looked up yet (None is a valid answer: no customer, no owner).
+_UNSET: Any = object()
+
+
 @dataclass
 class StepContext:
+    """One execution's inputs. The customer and the owner are read at most once per step
+    (the executor passes the customer it loaded with the agenda row), however many helpers
+    of a step ask for them."""
+
     session: AsyncSession
     enrollment: Enrollment
     playbook: Playbook
@@ -84,6 +92,8 @@ class StepContext:
     item: AgendaItem
     now: datetime
     services: Services
+    loaded_customer: Customer | None = field(default=_UNSET, repr=False)
+    _owner: str | None = field(default=_UNSET, init=False, repr=False)
 
     @property
     def step(self) -> Step:
@@ -109,7 +119,9 @@ class StepContext:
     async def customer(self) -> Customer | None:
         if self.enrollment.customer_id is None:
             return None
-        return await self.session.get(Customer, self.enrollment.customer_id)
+        if self.loaded_customer is _UNSET:
+            self.loaded_customer = await self.session.get(Customer, self.enrollment.customer_id)
+        return self.loaded_customer
 
     async def owner(self) -> str | None:
         """The staff member who owns the customer: the enrollment's, else the current owner."""
@@ -117,7 +129,9 @@ class StepContext:
             return self.enrollment.staff_userid
         if self.enrollment.customer_id is None:
             return None
-        return await owner_of(self.session, self.enrollment.customer_id)
+        if self._owner is _UNSET:
+            self._owner = await owner_of(self.session, self.enrollment.customer_id)
+        return self._owner
 
     async def render(self, content: Content, *, staff_userid: str | None = None) -> str:
         if self.enrollment.customer_id is None:

@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sop.delivery.messages import STAFF_APP, Button, button_card
+from sop.delivery.messages import STAFF_APP, task_card
 from sop.delivery.outbox import enqueue
 from sop.engine import lifecycle
 from sop.engine.steps.base import StepContext, StepResult
@@ -28,9 +28,6 @@ from store.models import (
     TaskState,
     Waiting,
 )
-
-#: The WeCom card's description is short; the script is in the task for the console.
-_CARD_SCRIPT = 120
 
 
 async def nudge(run: StepContext) -> StepResult:
@@ -65,19 +62,7 @@ async def nudge(run: StepContext) -> StepResult:
     run.session.add(task)
     await run.session.flush()
     card_key = f"task:{task.id}:card"
-    description = f"{who}: {script}" if who else script
-    if len(description) > _CARD_SCRIPT:
-        description = description[: _CARD_SCRIPT - 1] + "…"
-    card = button_card(
-        task_id=f"task-{task.id}",
-        title=action.title,
-        description=description,
-        buttons=[
-            Button("Done", f"task:{task.id}:done", 1),
-            Button("Snooze 1 h", f"task:{task.id}:snooze", 2),
-            Button("Not relevant", f"task:{task.id}:skip", 2),
-        ],
-    )
+    card = task_card(task.id, action.title, f"{who}: {script}" if who else script)
     await enqueue(
         run.session,
         key=card_key,

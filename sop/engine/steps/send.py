@@ -58,7 +58,7 @@ async def send(run: StepContext) -> StepResult:
     else:
         result = await _mp(run, action, customer)
     if marketing and result.outcome == "done":
-        record_touch(run.session, customer.id, source=run.origin, now=run.now)
+        await record_touch(run.session, customer.id, source=run.origin, now=run.now)
     return result
 
 
