@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from store.models import OutboxRow, OutboxState
 
@@ -61,20 +61,19 @@ async def enqueue(
         "created_at": stamp,
         "updated_at": stamp,
     }
-    statement = _insert_ignoring_duplicates(session, values).returning(OutboxRow.id)
-    inserted = (await session.execute(statement)).scalar_one_or_none()
+    dialect = session.get_bind().dialect.name
+    statement = _INSERTS["postgresql" if dialect == "postgresql" else "sqlite"]
+    inserted = (await session.execute(statement, values)).scalar_one_or_none()
     return inserted is not None
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -> Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return (
-            postgresql_insert(OutboxRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-    return (
-        sqlite_insert(OutboxRow)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    )
+#: Built once (the engine enqueues on every send step): INSERT ... ON CONFLICT
+#: (idempotency_key) DO NOTHING RETURNING id, values bound per call.
+_INSERTS: dict[str, ReturningInsert[tuple[int]]] = {
+    "postgresql": postgresql_insert(OutboxRow)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(OutboxRow.id),
+    "sqlite": sqlite_insert(OutboxRow)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(OutboxRow.id),
+}

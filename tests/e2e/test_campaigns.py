@@ -9,9 +9,7 @@ limit_reached, and a reply within the window. A pause holds the sends until resu
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from sop.campaigns.report import RunReport, find_run, run_report
 from sop.campaigns.results import collect
 from sop.rendering.renderer import Renderer
 from store.models import CampaignRecipient, Customer
+from tests.support.cli import run_scrm
 from tests.support.e2e import REPO, STAFF, ZONE, World
 from tests.support.engine_factories import add_tag, tag_customer
 
@@ -90,19 +89,7 @@ def confirm_all(world: World) -> None:
 
 def scrm(*args: str, world: World) -> subprocess.CompletedProcess[str]:
     """The ``scrm`` command in its own process, on the world's database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRM_")}
-    env["PYTHONPATH"] = str(REPO)
-    env["SCRM_DATABASE_URL"] = world.runtime.config.database_url
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_scrm(*args, env={"SCRM_DATABASE_URL": world.runtime.config.database_url})
 
 
 async def report(world: World) -> RunReport:

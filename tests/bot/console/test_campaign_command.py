@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.cli import run_scrm
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def scrm(*args: str, cwd: Path, database: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRM_")}
-    env["PYTHONPATH"] = str(REPO)
-    env["SCRM_DATABASE_URL"] = f"sqlite:///{database}"
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_scrm(*args, cwd=cwd, env={"SCRM_DATABASE_URL": f"sqlite:///{database}"})
 
 
 def test_plan_refuses_an_empty_audience_and_status_needs_a_run(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import yaml
 from sqlalchemy import select
 
 from store.models import InboxRow, InboxState
+from tests.support.cli import run_scrm
 from tests.support.database import open_database
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,19 +26,8 @@ SCRM = [sys.executable, "-m", "bot.cli"]
 def scrm(
     *args: str, config: Path | None, cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRM_")}
-    env["PYTHONPATH"] = str(REPO)
-    env["COLUMNS"] = "200"
     prefix = ["--config", str(config)] if config else []
-    return subprocess.run(
-        [*SCRM, *prefix, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_scrm(*prefix, *args, cwd=cwd, timeout=timeout)
 
 
 def free_port() -> int:
