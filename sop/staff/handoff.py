@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.staff import audit
+from sop.tasks.state import successor_task
 from store.models import Enrollment, Task, TaskState
 
 KEY_LIMIT = 200
@@ -60,29 +61,12 @@ async def hand_off(
     for task in tasks:
         if task.state not in (TaskState.OPEN, TaskState.SNOOZED):
             continue
-        new = Task(
+        new = successor_task(
+            task,
             key=successor_key(task.key, job_id),
             staff_userid=takeover_userid,
-            customer_id=task.customer_id,
-            group_id=task.group_id,
-            enrollment_id=task.enrollment_id,
-            step_index=task.step_index,
-            origin=task.origin,
-            title=task.title,
-            script=task.script,
-            due_at=task.due_at,
-            escalate_at=task.escalate_at,
-            state=TaskState.OPEN,
-            history=[
-                {
-                    "at": now.isoformat(),
-                    "state": TaskState.OPEN.value,
-                    "by": by,
-                    "note": f"reassigned from {task.staff_userid} (task {task.id})",
-                }
-            ],
-            created_at=now,
-            updated_at=now,
+            by=by,
+            now=now,
         )
         session.add(new)
         await session.flush()

@@ -97,23 +97,12 @@ def wake(task: Task, *, now: datetime) -> Change:
     return Change(task, before, changed=True)
 
 
-async def reassign(
-    session: AsyncSession, task: Task, to: str, *, by: str, now: datetime
-) -> tuple[Change, Task | None]:
-    """Hand the task to ``to``: a new open task (same script, times, enrollment and step) and
-    the old one closed ``reassigned``.
-
-    A new row rather than a new owner on the old one: the old card's buttons name the old
-    id, so a late press by the previous owner cannot close the new owner's task; a waiting
-    playbook decides on the newest task of its step, which is the new one.
-    """
-    before = task.state
-    if before not in ACTIVE or to == task.staff_userid:
-        return Change(task, before, changed=False), None
-    suffix = f":to:{to}:{len(task.history)}"
-    new = Task(
-        key=task.key[: KEY_LIMIT - len(suffix)] + suffix,
-        staff_userid=to,
+def successor_task(task: Task, *, key: str, staff_userid: str, by: str, now: datetime) -> Task:
+    """The open task that takes over ``task`` for ``staff_userid``: same customer, script,
+    times, enrollment and step, with a history that says where it came from."""
+    return Task(
+        key=key,
+        staff_userid=staff_userid,
         customer_id=task.customer_id,
         group_id=task.group_id,
         enrollment_id=task.enrollment_id,
@@ -134,6 +123,25 @@ async def reassign(
         ],
         created_at=now,
         updated_at=now,
+    )
+
+
+async def reassign(
+    session: AsyncSession, task: Task, to: str, *, by: str, now: datetime
+) -> tuple[Change, Task | None]:
+    """Hand the task to ``to``: a new open task (same script, times, enrollment and step) and
+    the old one closed ``reassigned``.
+
+    A new row rather than a new owner on the old one: the old card's buttons name the old
+    id, so a late press by the previous owner cannot close the new owner's task; a waiting
+    playbook decides on the newest task of its step, which is the new one.
+    """
+    before = task.state
+    if before not in ACTIVE or to == task.staff_userid:
+        return Change(task, before, changed=False), None
+    suffix = f":to:{to}:{len(task.history)}"
+    new = successor_task(
+        task, key=task.key[: KEY_LIMIT - len(suffix)] + suffix, staff_userid=to, by=by, now=now
     )
     session.add(new)
     await session.flush()
