@@ -10,7 +10,8 @@ smaller), three fresh child processes (:mod:`bench.campaign_child`):
 2. plan the mass campaign to them (streamed, writes nothing), then ``start`` it: create the
    run and fan it out in batches (render one content per owner and batch, insert the
    recipient rows, mass outbox rows and frequency-cap ledger);
-3. the floor: the same recipient and outbox rows inserted again with bare bulk INSERTs.
+3. the floor: the same recipient, outbox and ledger rows inserted again with bare Core
+   executemany INSERTs, one transaction per batch.
 
 It prints seconds, rows per second and the peak RSS of each child, the ratio fan-out rows/s
 over floor rows/s (goal: at least 0.5), and the fan-out's peak RSS at each size: memory must
@@ -71,7 +72,8 @@ def measure(backend: str, folder: Path, customers: int, batch: int) -> dict[str,
         f" plan {fanned['plan_seconds']:6.2f} s"
         f" ({fanned['included']} of {fanned['matched']} included)",
         f"{'':<8} start+fan-out {fanned['seconds']:7.2f} s, {fanned['rows']} rows"
-        f" ({fanned['recipients']} recipients + {fanned['outbox']} outbox)"
+        f" ({fanned['recipients']} recipients + {fanned['outbox']} outbox"
+        f" + {fanned['touches']} ledger)"
         f" = {rate:8.0f} rows/s, peak RSS {fanned['peak_rss_mib']:6.1f} MiB",
         f"{'':<8} floor         {floor['seconds']:7.2f} s, {floor['rows']} rows"
         f" = {floor_rate:8.0f} rows/s, peak RSS {floor['peak_rss_mib']:6.1f} MiB",

@@ -1,26 +1,26 @@
 """Set-based inserts that ignore rows already there: the fan-out's only way of writing.
 
-One multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING`` per table and batch (SQLite
-and PostgreSQL spell it alike through SQLAlchemy's dialect inserts): a batch of 500
-recipients costs a few statements, not 500 round trips, and a batch written twice (a crash
-between commit and cursor is impossible, but two processes on one run are not) adds nothing.
+One ``INSERT ... ON CONFLICT DO NOTHING [RETURNING]`` per table, built once, executed with
+the batch's rows as parameters: SQLAlchemy's "insertmanyvalues" sends them as multi-row
+VALUES pages on both SQLite and PostgreSQL. Compiling a fresh ``.values(rows)`` statement
+per batch (one bind parameter object per value) cost ten times the database's own work. A
+batch written twice (two processes on one run) adds nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
+from sqlalchemy import Executable, Table, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
+from sqlalchemy.orm import DeclarativeBase
 
 from store.models import OutboxRow, OutboxState
-
-#: Rows per statement: far below SQLite's 32,766 and PostgreSQL's 32,767 bound parameters.
-CHUNK = 1000
 
 
 async def insert_ignoring(
@@ -29,23 +29,35 @@ async def insert_ignoring(
     rows: Sequence[dict[str, Any]],
     *,
     conflict: Sequence[str],
-    returning: QueryableAttribute[Any] | None = None,
+    returning: str | None = None,
 ) -> list[Any]:
     """Insert ``rows``, skipping those that clash on the unique ``conflict`` columns; the
-    ``returning`` values of the rows actually inserted (empty without ``returning``)."""
-    insert = (
-        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    )
-    inserted: list[Any] = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = list(rows[start : start + CHUNK])
-        statement = insert(model).values(chunk).on_conflict_do_nothing(index_elements=conflict)
-        if returning is None:
-            await session.execute(statement)
-        else:
-            result = await session.execute(statement.returning(returning))
-            inserted.extend(result.scalars().all())
-    return inserted
+    ``returning`` column's values of the rows actually inserted (empty without it)."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    statement = _statement(dialect, cast(Table, model.__table__), tuple(conflict), returning)
+    connection = await session.connection()
+    result = await connection.execute(statement, list(rows))
+    return list(result.scalars().all()) if returning is not None else []
+
+
+async def insert_rows(
+    session: AsyncSession, model: type[DeclarativeBase], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ``rows`` with one executemany (no ORM bookkeeping per row)."""
+    if rows:
+        connection = await session.connection()
+        await connection.execute(insert(cast(Table, model.__table__)), list(rows))
+
+
+@cache
+def _statement(
+    dialect: str, table: Table, conflict: tuple[str, ...], returning: str | None
+) -> Executable:
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return statement.returning(table.c[returning]) if returning is not None else statement
 
 
 def outbox_values(
@@ -79,6 +91,6 @@ def outbox_values(
 async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert outbox rows, ignoring keys already there; how many were new."""
     new = await insert_ignoring(
-        session, OutboxRow, rows, conflict=["idempotency_key"], returning=OutboxRow.id
+        session, OutboxRow, rows, conflict=["idempotency_key"], returning="id"
     )
     return len(new)

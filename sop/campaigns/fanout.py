@@ -1,7 +1,7 @@
 """Fan a run out: stream its audience in keyset batches into recipients and outbox rows.
 
 Each batch is one transaction that locks the run row, decides the batch
-(:func:`sop.campaigns.eligibility.decide`), inserts one ``campaign_recipients`` row per
+(:func:`sop.campaigns.eligibility.decide_batch`), inserts one ``campaign_recipients`` row per
 recipient, the outbox rows (``campaign:<run>:<recipient>``; for mass messages one row per
 owning staff member and variant per batch, ``campaign:<run>:<owner>:<batch>[:<variant>]``,
 since ``add_msg_template`` takes one content per sender), the frequency-cap ledger rows, and
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sop.campaigns.bulk import insert_ignoring, insert_outbox, outbox_values
+from sop.campaigns.bulk import insert_ignoring, insert_outbox, insert_rows, outbox_values
 from sop.campaigns.content import Composer
-from sop.campaigns.eligibility import Decision, batch_select, decide
+from sop.campaigns.eligibility import Decision, decide_batch
 from sop.campaigns.model import DEFAULT_VARIANT, Campaign
 from sop.campaigns.slots import Slots
 from sop.campaigns.tasks import task_rows
@@ -51,6 +51,7 @@ class Fanout:
         """Fan out ``run_id`` from its cursor until done, paused or cancelled; the number
         of batches written."""
         written = 0
+        composers: dict[str, Composer] = {}  # one per run: its staff names are read once
         while True:
             async with self.sessions.begin() as session:
                 run = await session.scalar(
@@ -64,24 +65,33 @@ class Fanout:
                 )
                 if run is None:
                     return written  # finished, paused, cancelled, or another process has it
-                if not await self._batch(session, run):
+                if not await self._batch(session, run, composers):
                     return written
                 written += 1
 
-    async def _batch(self, session: AsyncSession, run: CampaignRun) -> bool:
+    async def _batch(
+        self, session: AsyncSession, run: CampaignRun, composers: dict[str, Composer]
+    ) -> bool:
         campaign = Campaign.model_validate(run.definition)
+        zone = campaign.schedule.zone(self.zone_default)
+        composer = composers.get(campaign.name)
+        if composer is None:
+            composer = composers[campaign.name] = Composer(campaign, self.renderer, zone)
         now = self.clock.now()
-        statement = batch_select(campaign, now=now, after_id=run.cursor, limit=self.batch_size)
-        ids = list((await session.scalars(statement)).all())
-        if not ids:
+        decisions = await decide_batch(
+            session,
+            campaign,
+            after_id=run.cursor,
+            limit=self.batch_size,
+            cap=self.settings.frequency_cap,
+            now=now,
+        )
+        if not decisions:
             run.fanned_out_at = run.updated_at = now
             return False
-        cap = self.settings.frequency_cap
-        decisions = await decide(session, campaign, ids, cap=cap, now=now)
-        zone = campaign.schedule.zone(self.zone_default)
-        writer = _BatchWriter(session, run, campaign, Composer(campaign, self.renderer, zone), now)
+        writer = _BatchWriter(session, run, campaign, composer, now)
         await writer.write(decisions, Slots(run, campaign, zone))
-        run.cursor = ids[-1]
+        run.cursor = decisions[-1].position
         run.batches += 1
         run.updated_at = now
         return True
@@ -117,7 +127,7 @@ class _BatchWriter:
                 CampaignRecipient,
                 rows,
                 conflict=["run_id", "recipient"],
-                returning=CampaignRecipient.recipient,
+                returning="recipient",
             )
         )
         fresh = [d for d in decisions if d.recipient in new]
@@ -132,8 +142,7 @@ class _BatchWriter:
             touches = [
                 {"customer_id": d.customer_id, "at": self.now, "source": source} for d in included
             ]
-            if touches:
-                await self.session.execute(insert(MarketingTouch), touches)
+            await insert_rows(self.session, MarketingTouch, touches)
         self._count(fresh)
 
     def _recipient_row(self, decision: Decision, key: str | None) -> dict[str, Any]:

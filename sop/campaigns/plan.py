@@ -2,7 +2,7 @@
 nothing.
 
 The audience is streamed in the same keyset batches and decided by the same
-:func:`~sop.campaigns.eligibility.decide`, so the counts are the ones a start would write
+:func:`~sop.campaigns.eligibility.decide_batch`, so the counts are the ones a start would write
 (minus whatever changes in between). A plan is refused, with the reason, when nobody would
 receive anything or when a sample render breaks a platform limit (the payload builders raise
 ``ValueError`` naming the limit) or a template fails.
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.audience.describe import describe
 from sop.campaigns.content import Composer
-from sop.campaigns.eligibility import Decision, batch_select, decide
+from sop.campaigns.eligibility import Decision, decide_batch
 from sop.campaigns.model import Campaign
 from sop.rendering.renderer import Renderer, RenderError
 from sop.settings import SopSettings
@@ -69,13 +69,14 @@ async def make_plan(
     plan = Plan(campaign, shown)
     firsts: dict[str, Decision] = {}
     cursor: int | None = None
+    cap = settings.frequency_cap
     while True:
-        statement = batch_select(campaign, now=now, after_id=cursor, limit=batch_size)
-        ids = list((await session.scalars(statement)).all())
-        if not ids:
+        batch = await decide_batch(
+            session, campaign, after_id=cursor, limit=batch_size, cap=cap, now=now
+        )
+        if not batch:
             break
-        cap = settings.frequency_cap
-        for decision in await decide(session, campaign, ids, cap=cap, now=now):
+        for decision in batch:
             plan.matched += 1
             if decision.excluded is not None:
                 plan.excluded[decision.excluded] += 1
@@ -84,7 +85,7 @@ async def make_plan(
             plan.variants[decision.variant] += 1
             plan.by_owner[(decision.owner or "-", campaign.channel)] += 1
             firsts.setdefault(decision.variant, decision)
-        cursor = ids[-1]
+        cursor = batch[-1].position
     if plan.included == 0:
         why = "the audience matches nobody" if plan.matched == 0 else "every match is excluded"
         plan.refusals.append(f"campaign {campaign.name!r} has no recipient: {why}")
