@@ -114,5 +114,5 @@ async def test_keyset_batches_cover_the_audience_once_in_id_order(
     whole = await decide_all(db, clock, campaign())
     paged = await decide_all(db, clock, campaign(), limit=3)
     assert [d.recipient for d in paged] == [d.recipient for d in whole]
-    ids = [d.customer_id for d in whole]
+    ids = [d.position for d in whole]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) == 12  # 10 VIPs, opted, orphan
