@@ -15,7 +15,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.callback import samples
-from bot.callback.card_samples import template_card_event_xml
 from bot.callback.routes import add_callback_routes
 from bot.server import open_runtime
 from sop.tasks.service import TaskSystem
@@ -109,30 +108,6 @@ async def staff_says(world: World, text: str, msg_id: int) -> None:
     await world.settle()
 
 
-async def press(world: World, card: dict[str, object], key: str) -> str:
-    """``STAFF`` presses ``key`` on ``card``: the platform's signed, encrypted callback."""
-    [sent] = [
-        d for d in world.deliveries("message/send", STAFF) if d.body.get("template_card") == card
-    ]
-    code = world.wecom.outbound.press(sent.msgid)
-    at = int(world.now.timestamp())
-    plaintext = template_card_event_xml(
-        corp_id=world.wecom.corp_id,
-        user_id=STAFF,
-        agent_id=APP.agent_id or 0,
-        task_id=str(card["task_id"]),
-        event_key=key,
-        response_code=code,
-        create_time=at,
-    )
-    status, _ = await world.post(
-        samples.sign_wecom(APP, world.wecom.corp_id, plaintext, timestamp=at, nonce=f"p{at}")
-    )
-    assert status == 200
-    await world.settle()
-    return code
-
-
 async def nudged(world: World) -> tuple[Task, dict[str, object]]:
     await world.customer_adds(CUSTOMER, state="website", name="周女士")
     await world.advance(by=timedelta(minutes=1))
@@ -146,7 +121,7 @@ async def test_a_press_on_the_card_marks_it_done_and_the_playbook_moves_on(world
     assert "周女士" in card["main_title"]["desc"]  # type: ignore[index]
     assert (await world.one(Enrollment, playbook="vip_callback")).waiting.value == "task"
 
-    code = await press(world, card, f"task:{task.id}:done")
+    code = await world.press(card, f"task:{task.id}:done")
 
     done = await world.one(Task, id=task.id)
     assert done.state is TaskState.DONE and done.history[-1]["by"] == STAFF

@@ -28,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from bot.callback import samples
+from bot.callback.card_samples import template_card_event_xml
 from bot.callback.routes import add_callback_routes
 from bot.callback.samples import SignedRequest
 from bot.config import AiBot, Config, DeliveryConfig, MpAccount, WecomApp, WecomConfig
@@ -202,6 +203,31 @@ class World:
         await self._accepted(
             samples.sign_mp(MP, plaintext, timestamp=at, nonce=nonce, openid=openid)
         )
+
+    async def press(self, card: dict[str, Any], key: str, *, staff: str = STAFF) -> str:
+        """``staff`` presses ``key`` on ``card`` they received: the platform's signed,
+        encrypted ``template_card_event``; the response code the press got."""
+        [sent] = [
+            d
+            for d in self.deliveries("message/send", staff)
+            if d.body.get("template_card") == card
+        ]
+        code = self.wecom.outbound.press(sent.msgid)
+        at = int(self.clock.now().timestamp())
+        plaintext = template_card_event_xml(
+            corp_id=self.wecom.corp_id,
+            user_id=staff,
+            agent_id=APP.agent_id or 0,
+            task_id=str(card["task_id"]),
+            event_key=key,
+            response_code=code,
+            create_time=at,
+        )
+        await self._accepted(
+            samples.sign_wecom(APP, self.wecom.corp_id, plaintext, timestamp=at, nonce=f"p{at}")
+        )
+        await self.settle()
+        return code
 
     # --- time ---------------------------------------------------------------------------------
 
