@@ -2,20 +2,19 @@
 picks it up within seconds, or keeps the last good version and logs why not.
 
 A changed playbook is registered as a new version (``sop.engine.catalog.register``): new
-enrollments take it, running ones keep theirs. Reloads are checked by polling the files'
-modification times (cheap, and works on every platform and with editors that replace files).
+enrollments take it, running ones keep theirs. Changes are seen by polling
+(:class:`bot.file_watch.FileWatch`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.file_watch import FileWatch
 from sop.clock import Clock
 from sop.engine.catalog import Catalog, register
 from sop.playbooks.loader import LoadResult, load_playbooks
@@ -23,28 +22,15 @@ from sop.rendering import Renderer
 
 log = logging.getLogger(__name__)
 
-Fingerprint = tuple[tuple[str, int, int], ...]
 
-
-def fingerprint(paths: Iterable[str | Path]) -> Fingerprint:
-    """Every playbook and template file under ``paths`` with its mtime and size."""
-    found: list[tuple[str, int, int]] = []
-    for path in paths:
-        root = Path(path)
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for file in files:
-            with contextlib.suppress(OSError):
-                stat = file.stat()
-                found.append((str(file), stat.st_mtime_ns, stat.st_size))
-    return tuple(found)
-
-
-class PlaybookReloader:
+class PlaybookReloader(FileWatch):
     """Reloads the playbooks when their files or the templates change.
 
     ``on_reloaded`` receives the new catalog (the composition root swaps it in and re-syncs
     the scheduler's cron jobs).
     """
+
+    what = "playbooks"
 
     def __init__(  # noqa: PLR0913 - the composition root's wiring
         self,
@@ -56,38 +42,21 @@ class PlaybookReloader:
         on_reloaded: Callable[[Catalog], None],
         every_seconds: float = 2.0,
     ) -> None:
+        super().__init__([*playbooks, templates], every_seconds)
         self._playbooks = playbooks
         self._templates = templates
         self._sessions = sessions
         self._clock = clock
         self._on_reloaded = on_reloaded
-        self._every = every_seconds
-        self._seen = self._fingerprint()
-        #: The errors that kept the last reload from taking effect (empty when it did).
-        self.errors: list[str] = []
-
-    def _fingerprint(self) -> Fingerprint:
-        return fingerprint([*self._playbooks, self._templates])
 
     def _load(self) -> LoadResult:
         present = [p for p in self._playbooks if Path(p).exists()]
         return load_playbooks(present, renderer=Renderer(self._templates))
 
-    async def check(self) -> bool | None:
-        """Reload if anything changed: True reloaded, False refused (last good version kept),
-        None nothing changed."""
-        current = self._fingerprint()
-        if current == self._seen:
-            return None
-        self._seen = current
+    async def reload(self) -> bool:
         loaded = self._load()
         if loaded.errors:
-            self.errors = [str(error) for error in loaded.errors]
-            log.error(
-                "playbooks changed but do not load; keeping the last good versions:\n  %s",
-                "\n  ".join(self.errors),
-            )
-            return False
+            return self.refuse(loaded.errors)
         sources = {name: str(path) for name, path in loaded.sources.items()}
         async with self._sessions.begin() as session:
             catalog = await register(
@@ -101,12 +70,3 @@ class PlaybookReloader:
             or "none",
         )
         return True
-
-    async def run_forever(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.check()
-            except Exception:
-                log.exception("playbook reload failed; the last good versions stay")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self._every)

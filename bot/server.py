@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
+from bot.campaign_reload import CampaignReloader
 from bot.channels.app_message import AppMessageChannel
 from bot.channels.card_update import CardUpdateChannel
 from bot.channels.leaders import WecomLeaders
@@ -39,7 +40,7 @@ from bot.processing.refresher import Refresher
 from bot.transfers.poller import PollerSettings, TransferPoller
 from bot.wechat_mp.client import MpClient
 from bot.wecom.client import WecomClient
-from sop.campaigns.cron import schedule_campaigns
+from sop.campaigns.cron import CampaignStarter, schedule_campaigns
 from sop.clock import Clock, SystemClock
 from sop.delivery.channel import Channel
 from sop.delivery.sender import Sender
@@ -91,6 +92,7 @@ class Runtime:
     scheduler: EngineScheduler | None = None
     engine_wake: asyncio.Event = field(default_factory=asyncio.Event)
     reloader: PlaybookReloader | None = None
+    campaign_reloader: CampaignReloader | None = None
     transfers: TransferPoller | None = None
     tasks: TaskSystem | None = None
 
@@ -171,9 +173,10 @@ def engine_parts(  # noqa: PLR0913, PLR0917 - the composition root's wiring
     *,
     engine_wake: asyncio.Event,
     send_wake: asyncio.Event,
-) -> tuple[Engine, EngineScheduler]:
-    """The engine (subscribed to the bus, waking the sender after steps that queue messages)
-    and the scheduler that ticks it and fires schedule playbooks; ``catalog`` is read anew on
+) -> tuple[Engine, EngineScheduler, CampaignReloader]:
+    """The engine (subscribed to the bus, waking the sender after steps that queue messages),
+    the scheduler that ticks it and fires schedule playbooks and cron campaigns, and the
+    reloader that keeps those campaigns in step with their files; ``catalog`` is read anew on
     every use, so a hot reload takes effect at once."""
     sop_engine = Engine(sessions, catalog, renderer, clock, config.sop, config.timezone)
     sop_engine.on_executed = send_wake.set
@@ -181,7 +184,11 @@ def engine_parts(  # noqa: PLR0913, PLR0917 - the composition root's wiring
     fanout = FanOut(sessions, catalog, config.sop, config.timezone, clock.now)
     scheduler = EngineScheduler(fanout, clock, wake=engine_wake, zone_default=config.timezone)
     schedule_campaigns(scheduler, sessions, renderer, config.sop, clock, config.timezone)
-    return sop_engine, scheduler
+    campaigns = CampaignReloader(
+        starter=CampaignStarter(sessions, renderer, config.sop, clock, config.timezone),
+        scheduler=scheduler,
+    )
+    return sop_engine, scheduler, campaigns
 
 
 @contextlib.asynccontextmanager
@@ -239,7 +246,7 @@ async def open_runtime(
         sender = Sender(sessions, channels, clock, settings) if channels else None
         renderer = Renderer(config.sop.templates)
         catalog = await load_catalog(config, sessions, clock, renderer)
-        sop_engine, scheduler = engine_parts(
+        sop_engine, scheduler, campaign_reloader = engine_parts(
             config,
             sessions,
             clock,
@@ -291,6 +298,7 @@ async def open_runtime(
             scheduler=scheduler,
             engine_wake=engine_wake,
             reloader=reloader,
+            campaign_reloader=campaign_reloader,
             transfers=transfers,
             tasks=tasks,
         )
@@ -334,6 +342,8 @@ def _background(
             loops.append(_resume(runtime.scheduler))
         if runtime.reloader is not None:
             loops.append(runtime.reloader.run_forever(runtime.stopping))
+        if runtime.campaign_reloader is not None:
+            loops.append(runtime.campaign_reloader.run_forever(runtime.stopping))
         if runtime.transfers is not None:
             loops.append(runtime.transfers.run_forever(asyncio.Event(), runtime.stopping))
         if runtime.mass_results is not None:

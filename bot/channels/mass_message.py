@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.mass_store import Accepted, record_accepted
 from bot.channels.results import result_of
 from bot.wecom import WecomApiError, WecomClient
+from sop.campaigns.control import withdrawal_wanted
 from sop.clock import Clock
 from sop.delivery.channel import OutboxMessage, Outcome, RateKey, SendResult
 from sop.delivery.messages import MASS, mass_recipients, summarize
@@ -112,7 +113,11 @@ class MassMessageChannel:
         try:
             async with self._sessions.begin() as session:
                 await record_accepted(
-                    session, accepted, now=now, first_poll_at=now + self._first_poll
+                    session,
+                    accepted,
+                    now=now,
+                    first_poll_at=now + self._first_poll,
+                    withdraw=await withdrawal_wanted(session, message.key),
                 )
         except Exception as exc:  # the message is out: never turn that into a resend
             log.exception(

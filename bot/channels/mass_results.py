@@ -12,6 +12,11 @@ One pass (:meth:`MassResultCollector.run_once`), per due job (``next_poll_at`` p
    (``remind_groupmsg_send``) once every ``remind_every``, and the job is polled again later,
    backing off from ``first`` up to ``cap``.
 
+A job whose campaign run was cancelled (``withdraw_requested_at``, due at once) is withdrawn
+if the staff member has not sent it yet: ``cancel_groupmsg_send`` (once: ``cancelled_at``) and
+the pending recipients become ``withdrawn``. If they had sent it, the results are read as in
+step 2: what was sent stays sent. A refused cancel is the poll's error, retried later.
+
 When the results cannot be read (errors past the horizon plus ``grace``), the pending
 recipients become ``failed`` with the error. Every settled recipient lands on its customer's
 or group's timeline in the transaction that settles it. Several collectors may run: a job is
@@ -78,6 +83,7 @@ class _Poll:
     fates: dict[str, Fate] = field(default_factory=dict)
     reminded: bool = False
     cancelled: bool = False
+    withdrawn: bool = False  # cancelled because the campaign run was
     errcode: int | None = None
     error: str = ""
 
@@ -165,7 +171,8 @@ class MassResultCollector:
             done = True
             async with self._sessions() as session:
                 left = await pending_recipients(session, job.id)
-            fates.update({r: Fate(MassStatus.NOT_CONFIRMED) for r in left})
+            ended = MassStatus.WITHDRAWN if poll.withdrawn else MassStatus.NOT_CONFIRMED
+            fates.update({r: Fate(ended) for r in left})
         elif poll.error and now >= horizon_at + self.settings.grace:
             done = True
             async with self._sessions() as session:
@@ -194,6 +201,8 @@ class MassResultCollector:
             counts = await settle(session, job, fates, now=now, error=poll.error)
             fresh = await session.get(MassJob, job.id, with_for_update=True)
             if fresh is not None:
+                if not done and job.withdraw_requested_at is None and fresh.withdraw_requested_at:
+                    values["next_poll_at"] = now  # cancelled during this poll: withdraw soon
                 for name, value in values.items():
                     setattr(fresh, name, value)
         report.finished += int(done)
@@ -202,14 +211,16 @@ class MassResultCollector:
 
     async def _look(self, job: MassJob, now: datetime) -> _Poll:
         poll = _Poll()
+        horizon = self.settings.horizon
         try:
             poll.staff_status, poll.staff_sent_at = await self._staff_task(job)
             if poll.staff_status == STAFF_SENT:
                 poll.fates = await self._results(job)
-            elif now >= job.accepted_at + self.settings.horizon:
+            elif job.withdraw_requested_at is not None or now >= job.accepted_at + horizon:
                 if job.cancelled_at is None:
                     await self._client.cancel_groupmsg_send(job.msgid)
                 poll.cancelled = True
+                poll.withdrawn = job.withdraw_requested_at is not None
             elif self._remind_due(job, now):
                 poll.reminded = await self._remind(job)
         except WecomApiError as exc:

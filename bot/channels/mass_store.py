@@ -40,6 +40,7 @@ _WHY = {
     " platform's limit (one a day)",
     MassStatus.NOT_CONFIRMED: "not sent: {sender} did not send it before the task ended",
     MassStatus.FAILED: "outcome unknown: {error}",
+    MassStatus.WITHDRAWN: "withdrawn: the campaign was cancelled before {sender} sent it",
 }
 
 
@@ -65,11 +66,17 @@ class Fate:
 
 
 async def record_accepted(
-    session: AsyncSession, accepted: Accepted, *, now: datetime, first_poll_at: datetime
+    session: AsyncSession,
+    accepted: Accepted,
+    *,
+    now: datetime,
+    first_poll_at: datetime,
+    withdraw: bool = False,
 ) -> int:
     """The job and its recipients (pending, or not a contact when in ``fail_list``); its id.
 
-    A job whose every recipient failed already is finished at once.
+    A job whose every recipient failed already is finished at once. ``withdraw``: its
+    campaign run was cancelled while it was being sent; the collector withdraws it at once.
     """
     failed = set(accepted.fail_list)
     names = list(dict.fromkeys([*accepted.recipients, *accepted.fail_list]))
@@ -84,7 +91,8 @@ async def record_accepted(
                 chat_type=accepted.chat_type,
                 summary=accepted.summary,
                 accepted_at=now,
-                next_poll_at=first_poll_at,
+                next_poll_at=now if withdraw else first_poll_at,
+                withdraw_requested_at=now if withdraw else None,
                 polls=0,
                 reminders=0,
                 finished_at=now if names and not pending else None,

@@ -158,8 +158,12 @@ def _control(verb: str, help_text: str) -> click.Command:
                         zone = ZoneInfo(config.timezone)
                         done, count = await control.resume(session, name, now=now, zone=zone)
                         return f"run {done.number} resumed: {count} rows spread again"
-                    done, count = await control.cancel(session, name, now=now)
-                    return f"run {done.number} cancelled: {count} pending rows cancelled"
+                    gone = await control.cancel(session, name, now=now)
+                    return (
+                        f"run {gone.run.number} cancelled: {gone.rows} pending rows cancelled,"
+                        f" {gone.withdrawals} accepted mass messages to withdraw"
+                        " (cancel_groupmsg_send)"
+                    )
                 except control.CampaignStateError as exc:
                     raise click.ClickException(str(exc)) from None
 
@@ -170,7 +174,9 @@ def _control(verb: str, help_text: str) -> click.Command:
 
 campaign.add_command(_control("pause", "Hold the pending sends of the latest run."))
 campaign.add_command(_control("resume", "Spread held sends again from now; continue fan-out."))
-campaign.add_command(_control("cancel", "Cancel the pending sends of the latest run."))
+campaign.add_command(
+    _control("cancel", "Cancel the latest run's pending sends; withdraw unsent mass messages.")
+)
 
 
 @campaign.command("status")

@@ -6,7 +6,11 @@ pause commits (rows already being sent finish). Cancelled rows could never come 
 why pause does not cancel. Resuming spreads the held rows again from now, with the campaign's
 throttle and quiet hours (not all at once), and lets the fan-out go on from its cursor.
 Cancelling cancels the pending rows (held ones included) and the open tasks of a
-``staff_task`` run; what was sent stays sent.
+``staff_task`` run. A mass message WeCom already accepted reaches nobody until the staff
+member sends it, so cancelling a mass run also asks for its unfinished mass jobs to be
+withdrawn (``withdraw_requested_at``, due for a poll now): sop cannot call WeCom, the bot's
+result collector calls ``cancel_groupmsg_send`` unless the staff member has sent it. What was
+sent stays sent.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sop.campaigns.model import Campaign
+from sop.campaigns.model import MASS_CHANNELS, Campaign
 from sop.campaigns.slots import Slots
 from store.models import (
     CampaignRecipient,
     CampaignRun,
+    MassJob,
     OutboxRow,
     OutboxState,
     RunState,
@@ -157,8 +162,17 @@ async def resume(
     return run, len(ids)
 
 
-async def cancel(session: AsyncSession, name: str, *, now: datetime) -> tuple[CampaignRun, int]:
-    """Cancel the latest run's pending rows (and open tasks); the run and the row count."""
+@dataclass(frozen=True)
+class Cancelled:
+    """A cancelled run: its pending rows cancelled, its accepted mass messages to withdraw."""
+
+    run: CampaignRun
+    rows: int
+    withdrawals: int
+
+
+async def cancel(session: AsyncSession, name: str, *, now: datetime) -> Cancelled:
+    """Cancel the latest run's pending rows (and open tasks); ask to withdraw its mass jobs."""
     run = await _locked(session, name)
     if run.state not in ACTIVE:
         raise CampaignStateError(f"campaign {name!r} run {run.number} is {run.state.value}")
@@ -175,6 +189,9 @@ async def cancel(session: AsyncSession, name: str, *, now: datetime) -> tuple[Ca
         )
         .execution_options(synchronize_session=False)
     )
+    withdrawals = 0
+    if run.channel in MASS_CHANNELS:
+        withdrawals = await _request_withdrawals(session, run.id, now=now)
     if run.channel == "staff_task":
         await session.execute(
             update(Task)
@@ -183,7 +200,39 @@ async def cancel(session: AsyncSession, name: str, *, now: datetime) -> tuple[Ca
             .execution_options(synchronize_session=False)
         )
     run.state, run.finished_at, run.updated_at = RunState.CANCELLED, now, now
-    return run, int(cancelled.rowcount or 0)  # type: ignore[attr-defined]
+    rows = int(cancelled.rowcount or 0)  # type: ignore[attr-defined]
+    return Cancelled(run, rows, withdrawals)
+
+
+async def _request_withdrawals(session: AsyncSession, run_id: int, *, now: datetime) -> int:
+    """Mark the run's unfinished mass jobs for withdrawal, due now; how many were marked."""
+    rows = select(OutboxRow.id).where(OutboxRow.idempotency_key.in_(_keys(run_id)))
+    marked = await session.execute(
+        update(MassJob)
+        .where(MassJob.outbox_id.in_(rows), MassJob.finished_at.is_(None))
+        .values(withdraw_requested_at=now, next_poll_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(marked.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def withdrawal_wanted(session: AsyncSession, outbox_key: str) -> bool:
+    """Whether a mass message WeCom just accepted for outbox row ``outbox_key`` belongs to a
+    cancelled campaign run, so its job must be withdrawn like those the cancel marked.
+
+    A row being sent while the run is cancelled is not ``pending`` (the cancel leaves it) and
+    has no job yet (the cancel cannot mark it). The run row is read ``FOR SHARE``: a cancel
+    holds it ``FOR UPDATE``, so either the cancel commits first and is seen here, or this
+    transaction's job is committed before the cancel's update looks for jobs.
+    """
+    prefix, _, rest = outbox_key.partition(":")
+    run_id = rest.partition(":")[0]
+    if prefix != "campaign" or not run_id.isdigit():  # keys: sop.campaigns.fanout
+        return False
+    state = await session.scalar(
+        select(CampaignRun.state).where(CampaignRun.id == int(run_id)).with_for_update(read=True)
+    )
+    return state == RunState.CANCELLED
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Cron campaigns: each fire of ``schedule: cron`` starts a new run by itself.
 
-The engine scheduler owns the clockwork (:meth:`sop.engine.scheduler.EngineScheduler.campaign`
-takes each fire once across processes); this module says what a fire does: mark the last run
-``done`` if its rows all settled, finish a fan-out a crash interrupted, then create the run for
-this fire (``fire_time`` is unique per campaign, a second guard) and fan it out. A fire that
+The engine scheduler owns the clockwork (``EngineScheduler.sync_campaign_jobs``, each fire
+taken once across processes); this module loads the campaign files into jobs (at start and on
+each reload) and says what a fire does: mark the last run ``done`` if its rows all settled,
+finish a fan-out a crash interrupted, then create the run for this fire (``fire_time`` is
+unique per campaign, a second guard) and fan it out. A fire that
 finds the previous run still active (paused, or still sending) is skipped with a warning:
 two runs of one campaign never overlap, as with a manual ``start``.
 """
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +26,8 @@ from sop.campaigns.fanout import Fanout
 from sop.campaigns.loader import load_campaigns
 from sop.campaigns.model import Campaign
 from sop.clock import Clock
+from sop.engine.scheduler import CampaignJob
+from sop.playbooks.errors import PlaybookError
 from sop.rendering.renderer import Renderer
 from sop.settings import SopSettings
 from store.models import RunState
@@ -36,13 +38,7 @@ log = logging.getLogger(__name__)
 class CampaignScheduler(Protocol):
     """What :func:`schedule_campaigns` needs of the engine scheduler."""
 
-    def campaign(
-        self,
-        name: str,
-        cron: str,
-        zone: ZoneInfo,
-        start: Callable[[datetime], Awaitable[object]],
-    ) -> None: ...
+    def sync_campaign_jobs(self, jobs: Iterable[CampaignJob]) -> None: ...
 
 
 @dataclass
@@ -84,6 +80,33 @@ class CampaignStarter:
         return run_id
 
 
+@dataclass
+class CronCampaigns:
+    """The jobs of the valid cron campaigns, and every error of the campaign files."""
+
+    jobs: list[CampaignJob] = field(default_factory=list)
+    errors: list[PlaybookError] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+
+def load_cron_campaigns(starter: CampaignStarter) -> CronCampaigns:
+    """Load the folders of ``starter.settings.campaigns`` (a missing one holds none): a job
+    for each valid cron campaign, by name; called at start and again on each reload."""
+    paths = [p for p in starter.settings.campaigns if Path(p).exists()]
+    loaded = load_campaigns(paths, renderer=starter.renderer)
+    result = CronCampaigns(errors=loaded.errors)
+    for name, campaign in sorted(loaded.campaigns.items()):
+        cron = campaign.schedule.cron
+        if cron is not None:
+            zone = campaign.schedule.zone(starter.zone_default)
+            start = functools.partial(starter.start, campaign)
+            result.jobs.append(CampaignJob(name, cron, zone, start))
+    return result
+
+
 def schedule_campaigns(  # noqa: PLR0917 - the composition root calls it once
     scheduler: CampaignScheduler,
     sessions: async_sessionmaker[AsyncSession],
@@ -92,22 +115,15 @@ def schedule_campaigns(  # noqa: PLR0917 - the composition root calls it once
     clock: Clock,
     zone_default: str,
 ) -> list[str]:
-    """Register a job for every valid cron campaign in ``settings.campaigns``; their names.
+    """Schedule every valid cron campaign in ``settings.campaigns`` at start; their names.
 
     An invalid campaign file is logged with its errors and left out (the server still
-    starts: ``scrm campaign plan`` shows the same errors); a missing folder means none.
+    starts: ``scrm campaign plan`` shows the same errors).
     """
-    paths = [p for p in settings.campaigns if Path(p).exists()]
-    loaded = load_campaigns(paths, renderer=renderer)
+    loaded = load_cron_campaigns(
+        CampaignStarter(sessions, renderer, settings, clock, zone_default)
+    )
     for error in loaded.errors:
         log.error("campaign not scheduled: %s", error)
-    starter = CampaignStarter(sessions, renderer, settings, clock, zone_default)
-    names = []
-    for name, campaign in sorted(loaded.campaigns.items()):
-        cron = campaign.schedule.cron
-        if cron is None:
-            continue
-        zone = campaign.schedule.zone(zone_default)
-        scheduler.campaign(name, cron, zone, functools.partial(starter.start, campaign))
-        names.append(name)
-    return names
+    scheduler.sync_campaign_jobs(loaded.jobs)
+    return loaded.names

@@ -5,10 +5,11 @@ The facts are already in other tables; :func:`collect` copies them onto the run'
 
 - ``outcome``: for mass channels the recipient's :class:`~store.models.MassRecipient` status
   (matched by the row's outbox id and the recipient's address: ``sent``, ``not_a_contact``,
-  ``limit_reached``, ``not_confirmed``, ``failed``, or ``pending`` while the staff member has
-  not sent it); before WeCom accepted the task, the outbox row's state. For ``mp`` and
-  ``staff_task`` the outbox row's state (for ``staff_task`` that is the card to the staff
-  member).
+  ``limit_reached``, ``not_confirmed``, ``failed``, ``withdrawn`` when the run was cancelled
+  before the staff member sent it, or ``pending`` while they have not sent it); before WeCom
+  accepted the task, the outbox row's state (``cancelled`` for rows a cancel stopped). For
+  ``mp`` and ``staff_task`` the outbox row's state (for ``staff_task`` that is the card to
+  the staff member).
 - ``reached_at``: when the message reached the recipient (the mass send time, the outbox
   ``sent_at``; for ``staff_task`` when the staff member marked the task done).
 - ``replied_at``: the customer's first inbound message after ``reached_at``, if it came within

@@ -6,7 +6,8 @@ happens is decided by our tables with the injected clock: a fire is taken once t
 minute, or the ``date_field`` day's ``at``), so every process names the same fire alike.
 
 ``cron`` playbooks fire on their five-field crontab in the playbook's zone; ``date_field``
-playbooks fire daily at ``at`` local time and enroll customers whose date is today.
+playbooks fire daily at ``at`` local time and enroll customers whose date is today. Cron
+campaigns get one job each too; both sets are re-synced when their files are reloaded.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
@@ -87,6 +90,25 @@ def trigger_of(playbook: Playbook, zone_default: str) -> CronTrigger:
     return CronTrigger(hour=schedule.at.hour, minute=schedule.at.minute, timezone=zone)
 
 
+@dataclass(frozen=True)
+class CampaignJob:
+    """A cron campaign's job: ``start(fire_time)`` at each fire of ``cron`` in ``zone``."""
+
+    name: str
+    cron: str
+    zone: ZoneInfo
+    start: Callable[[datetime], Awaitable[object]]
+
+    @property
+    def job_id(self) -> str:
+        return f"{CAMPAIGN_JOB_PREFIX}{self.name}"
+
+    @property
+    def when(self) -> tuple[str, str]:
+        """What the job's trigger is made of: the same, and the job is kept."""
+        return self.cron, self.zone.key
+
+
 class EngineScheduler:
     """Ticks the engine (``wake``) and fires schedule playbooks through ``fanout``."""
 
@@ -99,6 +121,7 @@ class EngineScheduler:
         self._zone_default = zone_default
         self._scheduler: AsyncIOScheduler | None = None
         self._extra: list[tuple[str, Callable[[], Awaitable[object]], object]] = []
+        self._campaigns: dict[str, CampaignJob] = {}
 
     def every(self, job_id: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         """Run ``job`` every ``seconds`` once started (the task follow-ups tick)."""
@@ -120,18 +143,39 @@ class EngineScheduler:
         )
         self._extra.append((job_id, job, trigger))
 
-    def campaign(
-        self,
-        name: str,
-        cron: str,
-        zone: ZoneInfo,
-        start: Callable[[datetime], Awaitable[object]],
-    ) -> None:
-        """Start campaign ``name`` at each fire of its five-field ``cron`` in ``zone`` once
-        started: :meth:`fire_campaign` takes the fire once, then calls ``start(fire_time)``."""
-        job_id = f"{CAMPAIGN_JOB_PREFIX}{name}"
-        job = functools.partial(self.fire_campaign, job_id, start)
-        self._extra.append((job_id, job, cron_trigger(cron, zone)))
+    def sync_campaign_jobs(self, jobs: Iterable[CampaignJob]) -> None:
+        """Make the cron campaigns exactly ``jobs``, before or after :meth:`start` (a reload):
+        jobs of campaigns gone or whose cron or zone changed are removed, new ones added. An
+        unchanged campaign keeps its job, so its next run (or a fire pending while the loop
+        was busy) is not reset; its fires start the new definition all the same."""
+        previous, self._campaigns = self._campaigns, {job.name: job for job in jobs}
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        for job in scheduler.get_jobs():
+            if not job.id.startswith(CAMPAIGN_JOB_PREFIX):
+                continue
+            name = job.id.removeprefix(CAMPAIGN_JOB_PREFIX)
+            new, old = self._campaigns.get(name), previous.get(name)
+            if new is None or old is None or new.when != old.when:
+                job.remove()
+        for campaign in self._campaigns.values():
+            if scheduler.get_job(campaign.job_id) is None:
+                scheduler.add_job(
+                    functools.partial(self.fire_current, campaign.name),
+                    cron_trigger(campaign.cron, campaign.zone),
+                    id=campaign.job_id,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=300,
+                )
+
+    async def fire_current(self, name: str) -> object | None:
+        """A fire of campaign ``name`` as it is defined now (None when it is gone)."""
+        campaign = self._campaigns.get(name)
+        if campaign is None:
+            return None
+        return await self.fire_campaign(campaign.job_id, campaign.start)
 
     async def fire_campaign(
         self, job_id: str, start: Callable[[datetime], Awaitable[object]]
@@ -165,6 +209,7 @@ class EngineScheduler:
         scheduler.start()
         self._scheduler = scheduler
         self.sync_playbook_jobs()
+        self.sync_campaign_jobs(list(self._campaigns.values()))
 
     def sync_playbook_jobs(self) -> None:
         """One cron job per enabled schedule playbook of the current catalog: called at start
@@ -188,6 +233,11 @@ class EngineScheduler:
 
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs()) if self._scheduler else []
+
+    def next_run_time(self, job_id: str) -> datetime | None:
+        """When job ``job_id`` runs next (None: no such job, or not started)."""
+        job = self._scheduler.get_job(job_id) if self._scheduler else None
+        return None if job is None else cast(datetime | None, job.next_run_time)
 
     def shutdown(self) -> None:
         if self._scheduler is not None and self._scheduler.running:
@@ -221,4 +271,11 @@ class EngineScheduler:
         return enrolled
 
 
-__all__ = ["CAMPAIGN_JOB_PREFIX", "EngineScheduler", "cron_trigger", "fire_time_of", "trigger_of"]
+__all__ = [
+    "CAMPAIGN_JOB_PREFIX",
+    "CampaignJob",
+    "EngineScheduler",
+    "cron_trigger",
+    "fire_time_of",
+    "trigger_of",
+]

@@ -25,6 +25,7 @@ class MassStatus(enum.StrEnum):
     LIMIT_REACHED = "limit_reached"  # received another mass message within the limit (3)
     NOT_CONFIRMED = "not_confirmed"  # the staff member did not send it before the horizon
     FAILED = "failed"  # the results could not be read before the horizon
+    WITHDRAWN = "withdrawn"  # the run was cancelled before the staff member sent it
 
 
 #: Statuses a recipient never leaves.
@@ -36,7 +37,8 @@ class MassJob(Base):
 
     ``next_poll_at`` is when the collector looks again (backing off); ``finished_at`` is set
     once no recipient is pending. ``staff_status`` is the sender's task status as last read
-    (0 not sent, 2 sent).
+    (0 not sent, 2 sent). ``withdraw_requested_at`` is set when the campaign run was cancelled:
+    the collector then cancels the task on the platform unless the staff member sent it.
     """
 
     __tablename__ = "mass_jobs"
@@ -57,6 +59,7 @@ class MassJob(Base):
     staff_status: Mapped[int | None] = mapped_column(default=None)
     staff_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    withdraw_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_errcode: Mapped[int | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config
-from bot.playbook_reload import fingerprint
+from bot.file_watch import fingerprint
 from bot.server import open_runtime
 from sop.settings import SopSettings
 from tests.support.clock import ManualClock

@@ -3,7 +3,8 @@
 A VIP campaign is started; the sender calls ``add_msg_template`` once per owner (and
 variant) with all their recipients; the owners confirm in their client (the fake); the
 collector reads each recipient's fate; ``collect`` and the report show sent and
-limit_reached, and a reply within the window. A pause holds the sends until resumed.
+limit_reached, and a reply within the window. A pause holds the sends until resumed; a
+cancel withdraws the accepted messages the owners have not sent yet.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from sop.campaigns import control
 from sop.campaigns.eligibility import variant_of
-from sop.campaigns.fanout import Fanout
 from sop.campaigns.model import Campaign
-from sop.campaigns.report import RunReport, find_run, run_report
-from sop.campaigns.results import collect
-from sop.rendering.renderer import Renderer
 from store.models import CampaignRecipient, Customer
 from tests.support.cli import run_scrm
-from tests.support.e2e import REPO, STAFF, ZONE, World
-from tests.support.engine_factories import add_tag, tag_customer
+from tests.support.e2e import STAFF, ZONE, World
+from tests.support.e2e_campaigns import confirm_all, report, start, vips
 
 VIP = {"tags": {"any": ["VIP"]}}
 
@@ -46,30 +44,6 @@ def definition(**fields: Any) -> Campaign:
     return Campaign.model_validate(base | fields)
 
 
-async def vips(world: World, people: dict[str, str]) -> None:
-    """Customers (external userid -> owning staff) added through WeCom, then tagged VIP."""
-    for external_userid, staff in people.items():
-        await world.customer_adds(external_userid, staff=staff)
-    await world.settle()
-    async with world.runtime.sessions.begin() as session:
-        tag = await add_tag(session, "VIP", now=world.now)
-        customers = await session.scalars(
-            select(Customer).where(Customer.external_userid.in_(list(people)))
-        )
-        for customer in customers:
-            await tag_customer(session, customer.id, tag, now=world.now)
-
-
-async def start(world: World, campaign: Campaign) -> int:
-    async with world.runtime.sessions.begin() as session:
-        run = await control.create_run(session, campaign, now=world.now, zone_default=ZONE)
-        run_id = run.id
-    sop = world.runtime.config.sop
-    renderer = Renderer(REPO / "templates")
-    await Fanout(world.runtime.sessions, renderer, sop, world.clock, ZONE).run(run_id)
-    return run_id
-
-
 def mass_calls(world: World, marker: str) -> dict[str, list[tuple[str, list[str]]]]:
     """The fake's add_msg_template calls whose text holds ``marker``: sender -> (text, ids)."""
     calls: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
@@ -80,24 +54,9 @@ def mass_calls(world: World, marker: str) -> dict[str, list[tuple[str, list[str]
     return dict(calls)
 
 
-def confirm_all(world: World) -> None:
-    for message in world.wecom.mass.messages.values():
-        for userid, task in message.tasks.items():
-            if task.status == 0:
-                world.wecom.confirm_mass(message.msgid, userid)
-
-
 def scrm(*args: str, world: World) -> subprocess.CompletedProcess[str]:
     """The ``scrm`` command in its own process, on the world's database."""
     return run_scrm(*args, env={"SCRM_DATABASE_URL": world.runtime.config.database_url})
-
-
-async def report(world: World) -> RunReport:
-    async with world.runtime.sessions.begin() as session:
-        run = await find_run(session, "vip_e2e")
-        await collect(session, run.id, now=world.now)
-    async with world.runtime.sessions() as session:
-        return await run_report(session, run)
 
 
 async def test_a_vip_mass_campaign_is_sent_per_owner_confirmed_and_reported(
@@ -118,7 +77,7 @@ async def test_a_vip_mass_campaign_is_sent_per_owner_confirmed_and_reported(
     await world.says_to_bot("wmVip1", "1")
     await world.settle()
 
-    result = await report(world)
+    result = await report(world, "vip_e2e")
     total = result.total
     assert total.outcomes == {"sent": 3, "limit_reached": 1}
     assert (total.recipients, total.sent, total.reached, total.replied) == (4, 3, 3, 1)
@@ -173,7 +132,7 @@ async def test_each_variant_gets_its_own_add_msg_template(world: World) -> None:
     ]
     confirm_all(world)
     await world.advance(by=timedelta(hours=1))
-    result = await report(world)
+    result = await report(world, "vip_e2e")
     assert {name: v.sent for name, v in result.variants.items()} == {
         name: len(ids) for name, ids in expected.items()
     }
@@ -196,3 +155,42 @@ async def test_a_pause_holds_the_sends_until_resumed(world: World) -> None:
         STAFF: ["wmP1"],
         "lisi": ["wmP2"],
     }
+
+
+async def test_a_cancel_withdraws_the_accepted_messages_nobody_sent_yet(world: World) -> None:
+    await vips(world, {"wmC1": STAFF, "wmC2": "lisi"})
+    await start(world, definition())
+    await world.advance(by=timedelta(minutes=1))
+    by_sender = {m.body["sender"]: m for m in world.wecom.mass.messages.values()}
+    assert set(by_sender) == {STAFF, "lisi"}
+    world.wecom.confirm_mass(by_sender[STAFF].msgid, STAFF)  # lisi has not sent hers
+
+    async with world.runtime.sessions.begin() as session:
+        cancelled = await control.cancel(session, "vip_e2e", now=world.now)
+    assert (cancelled.rows, cancelled.withdrawals) == (0, 2)
+    await world.advance(by=timedelta(minutes=1))  # the collector withdraws lisi's task
+
+    assert by_sender["lisi"].cancelled_at is not None
+    assert by_sender[STAFF].cancelled_at is None
+    with pytest.raises(ValueError, match="no mass message"):
+        world.wecom.confirm_mass(by_sender["lisi"].msgid, "lisi")
+    assert (await report(world, "vip_e2e")).total.outcomes == {"sent": 1, "withdrawn": 1}
+    done = scrm("campaign", "report", "vip_e2e", world=world)
+    assert done.returncode == 0, done.stderr
+    assert "sent 1, withdrawn 1" in done.stdout
+
+
+async def test_scrm_campaign_cancel_says_what_it_cancelled_and_will_withdraw(
+    world: World,
+) -> None:
+    await vips(world, {"wmC1": STAFF, "wmC2": "lisi"})
+    await start(world, definition(throttle={"per_minute": 1}))
+    await world.advance(by=timedelta(seconds=30))  # one owner's message accepted, one pending
+
+    done = scrm("campaign", "cancel", "vip_e2e", world=world)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "run 1 cancelled: 1 pending rows cancelled,"
+        " 1 accepted mass messages to withdraw (cancel_groupmsg_send)"
+    )

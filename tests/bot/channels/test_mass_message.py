@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from bot.wecom import WecomClient
+from sop.campaigns import control
+from sop.campaigns.model import Campaign
 from sop.delivery import messages
 from sop.delivery.messages import MASS
 from store.models import Direction, MassStatus, OutboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
 from tests.support.fake_wecom import FakeWecom
-from tests.support.mass import FIRST_POLL, fates, jobs, mass_sender
+from tests.support.mass import FIRST_POLL, collector, fates, jobs, mass_sender
 from tests.support.outbox import add_customer, put, row_of, timeline_of
 
 API = "externalcontact/add_msg_template"
+ZONE = "Asia/Shanghai"
 
 
 async def test_an_engine_row_for_one_customer_becomes_a_task_and_a_pending_job(
@@ -179,3 +182,37 @@ async def test_a_row_whose_recipient_is_not_in_the_payload_fails_without_a_call(
     assert row.state is OutboxState.FAILED
     assert "'wmBob' is neither the sender" in (row.last_error or "")
     assert fake_wecom.calls_to(API) == []
+
+
+async def test_a_row_accepted_after_its_campaign_run_was_cancelled_is_withdrawn_at_once(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    """The row was being sent while the operator cancelled (a cancel leaves such rows), so
+    its job must ask for the withdrawal the cancel could not mark."""
+    fake_wecom.add_customer("wmBob", "Bob", follow=["zhangsan"])
+    definition = Campaign.model_validate(
+        {"name": "late", "channel": "mass", "content": {"text": "新品"}}
+    )
+    async with db.sessions.begin() as session:
+        run = await control.create_run(session, definition, now=clock.now(), zone_default=ZONE)
+        run_id = run.id
+        cancelled = await control.cancel(session, "late", now=clock.now())
+    assert cancelled.withdrawals == 0  # nothing accepted yet
+    payload = messages.mass_to_customers(
+        sender="zhangsan", external_userids=["wmBob"], content="新品"
+    )
+    row_id = await put(db, clock, f"campaign:{run_id}:zhangsan:1", payload, channel=MASS)
+    other_id = await put(db, clock, "campaign:999:zhangsan:1", payload, channel=MASS)
+
+    await mass_sender(db, wecom_client, clock).run_once()
+
+    by_row = {job.outbox_id: job for job in await jobs(db)}
+    withdrawn, untouched = by_row[row_id], by_row[other_id]
+    assert (withdrawn.withdraw_requested_at, withdrawn.next_poll_at) == (clock.now(),) * 2
+    assert untouched.withdraw_requested_at is None
+    assert untouched.next_poll_at == clock.now() + FIRST_POLL
+
+    await collector(db, wecom_client, clock).run_once()
+    assert await fates(db, row_id) == {"wmBob": MassStatus.WITHDRAWN}
+    assert fake_wecom.mass.messages[withdrawn.msgid].cancelled_at is not None
+    assert await fates(db, other_id) == {"wmBob": MassStatus.PENDING}

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot.wecom import WecomClient
 from sop.delivery import messages
 from sop.delivery.messages import MASS
-from store.models import Direction, MassStatus
+from store.models import Direction, MassJob, MassStatus
 from tests.support.clock import ManualClock
 from tests.support.database import Database
 from tests.support.fake_wecom import FakeWecom
 from tests.support.mass import FIRST_POLL, collector, fates, jobs, mass_sender, recipients
-from tests.support.outbox import add_customer, put, timeline_of
+from tests.support.outbox import add_customer, put, timeline_of, until
 
 TASK = "externalcontact/get_groupmsg_task"
 RESULT = "externalcontact/get_groupmsg_send_result"
@@ -43,6 +45,16 @@ async def _accept(
     await mass_sender(db, client, clock).run_once()
     job = next(j for j in await jobs(db) if j.outbox_id == row_id)
     return row_id, job.msgid
+
+
+async def _withdraw(db: Database, clock: ManualClock) -> None:
+    """What cancelling the campaign run does to its unfinished jobs (sop's control.cancel)."""
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(MassJob)
+            .where(MassJob.finished_at.is_(None))
+            .values(withdraw_requested_at=clock.now(), next_poll_at=clock.now())
+        )
 
 
 async def test_nothing_is_polled_before_the_first_poll_is_due(
@@ -283,3 +295,96 @@ async def test_groups_the_staff_member_picks_are_recorded_when_they_send(
 
     assert await fates(db, row_id) == {"wrGroup2": MassStatus.SENT}
     assert (await jobs(db))[0].finished_at is not None
+
+
+async def test_a_cancelled_run_withdraws_a_task_the_staff_member_has_not_sent(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    alice = await add_customer(db, "wmAlice", clock.now())
+    row_id, msgid = await _accept(db, clock, wecom_client, ["wmAlice", "wmBob"])
+    clock.advance(60)
+    await _withdraw(db, clock)  # due now, before the first poll would have been
+
+    report = await collector(db, wecom_client, clock).run_once()
+
+    assert (report.polled, report.finished) == (1, 1)
+    assert report.settled == {MassStatus.WITHDRAWN: 2}
+    assert await fates(db, row_id) == {
+        "wmAlice": MassStatus.WITHDRAWN,
+        "wmBob": MassStatus.WITHDRAWN,
+    }
+    assert [c.json["msgid"] for c in fake_wecom.calls_to(CANCEL)] == [msgid]
+    assert fake_wecom.mass.messages[msgid].cancelled_at is not None
+    assert fake_wecom.calls_to(RESULT) == []
+    [job] = await jobs(db)
+    assert job.cancelled_at == job.finished_at == clock.now()
+    [entry] = await timeline_of(db, alice)
+    assert (entry.kind, entry.direction) == ("mass:withdrawn", Direction.EVENT)
+    assert "cancelled before zhangsan sent it" in entry.summary
+    with pytest.raises(ValueError, match="no mass message"):
+        fake_wecom.confirm_mass(msgid)  # the staff member can no longer send it
+
+    clock.advance(timedelta(days=1))
+    await collector(db, wecom_client, clock).run_once()  # finished: cancelled once
+    assert len(fake_wecom.calls_to(CANCEL)) == 1
+
+
+async def test_a_cancelled_run_keeps_what_the_staff_member_already_sent(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    row_id, msgid = await _accept(db, clock, wecom_client, ["wmAlice", "wmBob"])
+    fake_wecom.confirm_mass(msgid)
+    clock.advance(60)
+    await _withdraw(db, clock)
+
+    report = await collector(db, wecom_client, clock).run_once()
+
+    assert report.settled == {MassStatus.SENT: 2}
+    assert await fates(db, row_id) == {"wmAlice": MassStatus.SENT, "wmBob": MassStatus.SENT}
+    assert fake_wecom.calls_to(CANCEL) == []
+    assert fake_wecom.mass.messages[msgid].cancelled_at is None
+    [job] = await jobs(db)
+    assert (job.finished_at, job.cancelled_at) == (clock.now(), None)
+
+
+async def test_a_refused_withdrawal_is_retried_on_a_later_poll(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    row_id, msgid = await _accept(db, clock, wecom_client, ["wmAlice"])
+    await _withdraw(db, clock)
+    fake_wecom.fail_next(CANCEL, 45033)
+    mass = collector(db, wecom_client, clock)
+
+    report = await mass.run_once()
+
+    assert len(report.errors) == 1
+    assert await fates(db, row_id) == {"wmAlice": MassStatus.PENDING}
+    [job] = await jobs(db)
+    assert (job.last_errcode, job.cancelled_at, job.finished_at) == (45033, None, None)
+    assert job.next_poll_at > clock.now()
+    clock.set(job.next_poll_at)
+    assert (await mass.run_once()).errors == []
+
+    assert await fates(db, row_id) == {"wmAlice": MassStatus.WITHDRAWN}
+    assert [c.errcode for c in fake_wecom.calls_to(CANCEL)] == [45033, 0]
+    assert fake_wecom.mass.messages[msgid].cancelled_at is not None
+
+
+async def test_a_run_cancelled_while_its_job_is_polled_is_withdrawn_on_the_next_pass(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    row_id, msgid = await _accept(db, clock, wecom_client, ["wmAlice"])
+    clock.advance(FIRST_POLL)
+    mass = collector(db, wecom_client, clock)
+    fake_wecom.delay(TASK, 2.0)  # room to cancel while the task list is being read
+    polling = asyncio.create_task(mass.run_once())
+    await until(lambda: bool(fake_wecom.calls_to(TASK)), what="the task list being read")
+    await _withdraw(db, clock)
+    await polling
+    fake_wecom.delay(TASK, 0)
+
+    [job] = await jobs(db)
+    assert (job.next_poll_at, job.finished_at) == (clock.now(), None)  # not backed off
+    await mass.run_once()
+    assert await fates(db, row_id) == {"wmAlice": MassStatus.WITHDRAWN}
+    assert fake_wecom.mass.messages[msgid].cancelled_at is not None

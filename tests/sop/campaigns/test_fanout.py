@@ -161,9 +161,9 @@ async def test_pause_holds_resume_respreads_cancel_cancels(
     dues = [r.due_at - clock.now() for r in await outbox_rows(db)]
     assert dues == [timedelta(seconds=i) for i in range(4)]
     async with db.sessions.begin() as session:
-        run, cancelled = await control.cancel(session, "vip", now=clock.now())
-        assert run.state is RunState.CANCELLED
-    assert cancelled == 4
+        cancelled = await control.cancel(session, "vip", now=clock.now())
+        assert cancelled.run.state is RunState.CANCELLED
+    assert (cancelled.rows, cancelled.withdrawals) == (4, 0)
     assert {r.state for r in await outbox_rows(db)} == {OutboxState.CANCELLED}
 
 

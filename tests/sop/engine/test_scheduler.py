@@ -4,12 +4,20 @@ however many schedulers see it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from sop.engine.fanout import FanOut
-from sop.engine.scheduler import EngineScheduler, crontab_days, fire_time_of, trigger_of
+from sop.engine.scheduler import (
+    CampaignJob,
+    EngineScheduler,
+    crontab_days,
+    fire_time_of,
+    trigger_of,
+)
 from store.models import CronFire, Enrollment
 from tests.sop.engine.harness import ZONE, Harness
 from tests.support.clock import ManualClock
@@ -68,5 +76,50 @@ async def test_start_registers_the_tick_and_schedule_jobs(
     scheduler.start(1.0)
     try:
         assert scheduler.job_ids() == ["engine:tick", "playbook:weekly"]
+    finally:
+        scheduler.shutdown()
+
+
+async def test_campaign_jobs_sync_and_an_unchanged_cron_keeps_its_job(
+    db: Database, clock: ManualClock
+) -> None:
+    h = Harness(db, clock)
+    started: list[str] = []
+
+    def starter(label: str) -> Callable[[datetime], Awaitable[str]]:
+        async def start(fire_time: datetime) -> str:
+            started.append(f"{label} {fire_time:%H:%M}")
+            return label
+
+        return start
+
+    zone = ZoneInfo(ZONE)
+    scheduler = _scheduler(h)
+    scheduler.sync_campaign_jobs([CampaignJob("weekly", "0 10 * * 1", zone, starter("v1"))])
+    scheduler.start(3600)
+    try:
+        assert scheduler.job_ids() == ["campaign:weekly", "engine:tick"]
+        # Stands for a fire that is due but not run yet (the loop was busy): a sync must keep it.
+        pending = datetime(2030, 1, 1, tzinfo=UTC)
+        assert scheduler._scheduler is not None
+        scheduler._scheduler.modify_job("campaign:weekly", next_run_time=pending)
+
+        scheduler.sync_campaign_jobs([CampaignJob("weekly", "0 10 * * 1", zone, starter("v2"))])
+        assert scheduler.next_run_time("campaign:weekly") == pending
+        assert await scheduler.fire_current("weekly") == "v2"  # the new definition fires
+        assert started == [f"v2 {clock.now():%H:%M}"]
+
+        daily = CampaignJob("daily", "0 9 * * *", zone, starter("d"))
+        scheduler.sync_campaign_jobs(
+            [CampaignJob("weekly", "0 10 * * 2", zone, starter("v3")), daily]
+        )
+        assert scheduler.job_ids() == ["campaign:daily", "campaign:weekly", "engine:tick"]
+        tuesday = scheduler.next_run_time("campaign:weekly")
+        assert tuesday is not None and tuesday != pending
+        assert tuesday.astimezone(zone).strftime("%a %H:%M") == "Tue 10:00"
+
+        scheduler.sync_campaign_jobs([daily])
+        assert scheduler.job_ids() == ["campaign:daily", "engine:tick"]
+        assert await scheduler.fire_current("weekly") is None  # gone: a late fire does nothing
     finally:
         scheduler.shutdown()
