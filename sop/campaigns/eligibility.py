@@ -142,7 +142,7 @@ async def _custom_plan(session: AsyncSession) -> AsyncIterator[None]:
         return
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     yield  # a failure aborts the transaction, and SET LOCAL ends with it
-    await session.execute(text("SET LOCAL plan_cache_mode = auto"))
+    await session.execute(text("SET LOCAL plan_cache_mode TO DEFAULT"))
 
 
 async def _groups(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import event, text
+from sqlalchemy.orm import ORMExecuteState
+
 from sop.campaigns.eligibility import Decision, decide_batch
 from sop.campaigns.model import Campaign
 from sop.settings import FrequencyCap
 from store.models import MpFollower
 from tests.sop.campaigns.world import campaign, seed, touch
 from tests.support.clock import ManualClock
-from tests.support.database import Database
+from tests.support.database import Database, open_database
 from tests.support.engine_factories import add_customer, add_tag, follow, tag_customer
 
 CAP = FrequencyCap(messages=2, per=timedelta(days=1))
@@ -116,3 +119,32 @@ async def test_keyset_batches_cover_the_audience_once_in_id_order(
     assert [d.recipient for d in paged] == [d.recipient for d in whole]
     ids = [d.position for d in whole]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) == 12  # 10 VIPs, opted, orphan
+
+
+async def test_only_the_decision_read_is_planned_for_its_parameters(
+    postgres_url: str, clock: ManualClock
+) -> None:
+    """PostgreSQL: the read runs under force_custom_plan; the rest of the batch's
+    transaction (the inserts) is back to the configured mode."""
+    db = await open_database("postgres", postgres_url)
+    try:
+        await _check_plan_mode(db, clock)
+    finally:
+        await db.engine.dispose()
+
+
+async def _check_plan_mode(db: Database, clock: ManualClock) -> None:
+    await seed(db, clock)
+    async with db.sessions.begin() as session:
+        seen: list[str] = []
+
+        @event.listens_for(session.sync_session, "do_orm_execute")
+        def note(state: ORMExecuteState) -> None:
+            if "customers.external_userid" in str(state.statement):
+                mode = state.session.execute(text("SHOW plan_cache_mode")).scalar_one()
+                seen.append(str(mode))
+
+        await decide_batch(session, campaign(), after_id=None, limit=10, cap=CAP, now=clock.now())
+        after = await session.scalar(text("SHOW plan_cache_mode"))
+    assert seen == ["force_custom_plan"]
+    assert after == "auto"
