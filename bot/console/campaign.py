@@ -1,8 +1,9 @@
 """``scrm campaign``: plan, start, pause, resume, cancel and watch broadcast campaigns.
 
 ``plan`` writes nothing and exits non-zero with the reason when the campaign would be refused
-(empty audience, a body over a platform limit); ``start`` creates a run and fans it out (or
-finishes the fan-out of a run a crash interrupted); the sender sends the rows as they fall due.
+(empty audience, a body over a platform limit); ``start`` refuses the same, then creates a run
+and fans it out (or finishes the fan-out of a run a crash interrupted); the sender sends the
+rows as they fall due.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import click
 from bot.console.context import config_of, open_sessions, run
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
     from bot.config import Config
     from sop.campaigns.model import Campaign
+    from sop.campaigns.plan import Plan
 
 
 def _campaign(ctx: click.Context, name: str, folder: str) -> tuple[Config, Campaign]:
@@ -32,12 +36,46 @@ def _campaign(ctx: click.Context, name: str, folder: str) -> tuple[Config, Campa
     return config, found
 
 
+class _Refused(Exception):
+    """What ``plan`` would refuse, found by ``start`` before it creates a run."""
+
+    def __init__(self, refusals: list[str]) -> None:
+        super().__init__("; ".join(refusals))
+        self.refusals = refusals
+
+
 FOLDER = click.option("--campaigns", "folder", default="campaigns", show_default=True)
 
 
 @click.group()
 def campaign() -> None:
     """Broadcast campaigns (群发): plan, start, pause, resume, cancel, status, report."""
+
+
+async def _make_plan(
+    sessions: async_sessionmaker[AsyncSession], config: Config, definition: Campaign
+) -> Plan:
+    from sop.campaigns.plan import make_plan
+    from sop.clock import SystemClock
+    from sop.rendering.renderer import Renderer
+
+    async with sessions() as session:
+        return await make_plan(
+            session,
+            definition,
+            renderer=Renderer(config.sop.templates),
+            settings=config.sop,
+            zone_default=config.timezone,
+            now=SystemClock().now(),
+        )
+
+
+def _refuse(ctx: click.Context, refusals: list[str]) -> None:
+    """Exit 1 with every refusal, if there is any."""
+    for refusal in refusals:
+        click.echo(f"refused: {refusal}", err=True)
+    if refusals:
+        ctx.exit(1)
 
 
 @campaign.command("plan")
@@ -49,22 +87,11 @@ def plan(ctx: click.Context, name: str, folder: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sop.campaigns.plan import Plan, make_plan
-    from sop.clock import SystemClock
-    from sop.rendering.renderer import Renderer
-
     config, definition = _campaign(ctx, name, folder)
 
     async def compute() -> Plan:
-        async with open_sessions(config) as sessions, sessions() as session:
-            return await make_plan(
-                session,
-                definition,
-                renderer=Renderer(config.sop.templates),
-                settings=config.sop,
-                zone_default=config.timezone,
-                now=SystemClock().now(),
-            )
+        async with open_sessions(config) as sessions:
+            return await _make_plan(sessions, config, definition)
 
     result = run(compute())
     console = Console()
@@ -82,10 +109,7 @@ def plan(ctx: click.Context, name: str, folder: str) -> None:
     for sample in result.samples:
         console.print(f"[dim]sample {sample.variant} ({sample.recipient}, {sample.owner}):[/]")
         console.print(sample.text)
-    for refusal in result.refusals:
-        click.echo(f"refused: {refusal}", err=True)
-    if result.refusals:
-        ctx.exit(1)
+    _refuse(ctx, result.refusals)
 
 
 @campaign.command("start")
@@ -93,7 +117,8 @@ def plan(ctx: click.Context, name: str, folder: str) -> None:
 @FOLDER
 @click.pass_context
 def start(ctx: click.Context, name: str, folder: str) -> None:
-    """Create a run and fan it out (or finish a fan-out a crash interrupted)."""
+    """Create a run and fan it out (or finish a fan-out a crash interrupted); a campaign
+    that ``plan`` refuses is refused here too, before any run exists."""
     from sop.campaigns import control
     from sop.campaigns.fanout import Fanout
     from sop.clock import SystemClock
@@ -105,6 +130,16 @@ def start(ctx: click.Context, name: str, folder: str) -> None:
 
     async def go() -> tuple[int, int, dict[str, object]]:
         async with open_sessions(config) as sessions:
+            async with sessions() as session:
+                last = await control.latest_run(session, name)
+            if last is None or last.state is not RunState.RUNNING or last.fanned_out_at:
+                try:
+                    control.refuse_while_active(name, last)
+                except control.CampaignStateError as exc:
+                    raise click.ClickException(str(exc)) from None
+                refusals = (await _make_plan(sessions, config, definition)).refusals
+                if refusals:
+                    raise _Refused(refusals)
             async with sessions.begin() as session:
                 last = await control.latest_run(session, name)
                 if last is not None and last.state is RunState.RUNNING and not last.fanned_out_at:
@@ -128,7 +163,11 @@ def start(ctx: click.Context, name: str, folder: str) -> None:
                 assert done is not None
                 return done.number, batches, dict(done.counts)
 
-    number, batches, counts = run(go())
+    try:
+        number, batches, counts = run(go())
+    except _Refused as refused:
+        _refuse(ctx, refused.refusals)
+        return
     click.echo(
         f"{name} run {number}: {batches} batch(es), {counts.get('included', 0)} recipients,"
         f" excluded {counts.get('excluded') or {}}"

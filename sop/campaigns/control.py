@@ -59,6 +59,15 @@ async def latest_run(session: AsyncSession, name: str) -> CampaignRun | None:
     )
 
 
+def refuse_while_active(name: str, last: CampaignRun | None) -> None:
+    """:class:`CampaignStateError` when ``last`` (the latest run) is not finished."""
+    if last is not None and last.state in ACTIVE:
+        raise CampaignStateError(
+            f"campaign {name!r}: run {last.number} is {last.state.value};"
+            " resume, pause or cancel it before starting another"
+        )
+
+
 async def create_run(
     session: AsyncSession,
     campaign: Campaign,
@@ -72,11 +81,7 @@ async def create_run(
     Refused while another run of the campaign is not finished: resume or cancel it first.
     """
     last = await latest_run(session, campaign.name)
-    if last is not None and last.state in ACTIVE:
-        raise CampaignStateError(
-            f"campaign {campaign.name!r}: run {last.number} is {last.state.value};"
-            " resume, pause or cancel it before starting another"
-        )
+    refuse_while_active(campaign.name, last)
     start = campaign.schedule.start_at(now, zone_default)
     run = CampaignRun(
         campaign=campaign.name,
