@@ -18,11 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Text, and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from store.models import AgendaItem, AgendaState, Customer, Enrollment
+from store.models import (
+    AgendaItem,
+    AgendaKind,
+    AgendaState,
+    Customer,
+    Enrollment,
+    EnrollmentState,
+    Waiting,
+)
 
 _A = AgendaItem
 
@@ -104,35 +113,122 @@ async def reacquire(session: AsyncSession, claim: Claim) -> AgendaItem | None:
     ).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class TakenRow:
+    """The claimed agenda row as a step sees it (read by :func:`take_back`, not an ORM
+    object: the hot path writes it back with :func:`close`, never through a flush)."""
+
+    id: int
+    seq: int
+    step_index: int
+    kind: AgendaKind
+    due_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class NextRow:
+    """The agenda row a step scheduled, written with the step's trace (``seq``: the
+    enrollment's)."""
+
+    step_index: int
+    due_at: datetime
+    kind: AgendaKind
+
+
+@dataclass
+class TakenEnrollment:
+    """The enrollment of a taken row, as plain values. Steps may set ``waiting``; it is
+    written with the next agenda row (:func:`sop.engine.lifecycle.schedule_taken` stages it
+    in ``scheduled``, the executor writes it with the step's trace) or when the enrollment
+    ends (:func:`sop.engine.lifecycle.end_taken`)."""
+
+    id: int
+    playbook: str
+    version_id: int
+    customer_id: int | None
+    group_id: int | None
+    staff_userid: str | None
+    state: EnrollmentState
+    waiting: Waiting
+    context: dict[str, Any]
+    seq: int
+    enrolled_at: datetime
+    scheduled: NextRow | None = None
+
+
+@dataclass(frozen=True)
+class TakenCustomer:
+    """The customer fields the steps and their templates read (what ``build_context`` would
+    otherwise load again)."""
+
+    id: int
+    external_userid: str | None
+    name: str | None
+    corp_name: str | None
+    custom_fields: dict[str, Any]
+    opted_out_at: datetime | None
+
+
+_E = Enrollment
+_C = Customer
+_ROW_COLUMNS = (_A.id, _A.seq, _A.step_index, _A.kind, _A.due_at, _A.attempts)
+_ENROLLMENT_COLUMNS = (
+    _E.id,
+    _E.playbook,
+    _E.version_id,
+    _E.customer_id,
+    _E.group_id,
+    _E.staff_userid,
+    _E.state,
+    _E.waiting,
+    _E.context,
+    _E.seq,
+    _E.enrolled_at,
+)
+_CUSTOMER_COLUMNS = (
+    _C.id,
+    _C.external_userid,
+    _C.name,
+    _C.corp_name,
+    _C.custom_fields,
+    _C.opted_out_at,
+)
+_SPLIT = (len(_ROW_COLUMNS), len(_ROW_COLUMNS) + len(_ENROLLMENT_COLUMNS))
+
 #: The row (still ours?), its enrollment and customer in one round trip, locking the row and
-#: the enrollment (``FOR UPDATE OF``; the customer is only read). Built once: SQLAlchemy
-#: caches its compiled form, so a step pays for no statement building here.
+#: the enrollment (``FOR UPDATE OF``; the customer is only read). A Core select of the
+#: columns the steps use, built once: no ORM loading, no identity map, no flush afterwards.
 _TAKE_BACK = (
-    select(_A, Enrollment, Customer)
-    .join(Enrollment, Enrollment.id == _A.enrollment_id)
-    .outerjoin(Customer, Customer.id == Enrollment.customer_id)
+    select(*_ROW_COLUMNS, *_ENROLLMENT_COLUMNS, *_CUSTOMER_COLUMNS)
+    .select_from(_A)
+    .join(_E, _E.id == _A.enrollment_id)
+    .outerjoin(_C, _C.id == _E.customer_id)
     .where(
         _A.id == bindparam("agenda_id"),
         _A.state == AgendaState.RUNNING,
         _A.attempts == bindparam("attempts"),
         _A.lease_until == bindparam("lease_until"),
     )
-    .with_for_update(of=[Enrollment, _A])
-    .execution_options(populate_existing=True)
+    .with_for_update(of=[_E.__table__, _A.__table__])
 )
 
 
 async def take_back(
-    session: AsyncSession, claim: Claim
-) -> tuple[AgendaItem, Enrollment, Customer | None] | None:
-    """:func:`reacquire` with the row's enrollment (locked too) and customer loaded in the
+    connection: AsyncConnection, claim: Claim
+) -> tuple[TakenRow, TakenEnrollment, TakenCustomer | None] | None:
+    """:func:`reacquire` with the row's enrollment (locked too) and customer read in the
     same statement; None if the row is no longer ours. An agenda row cannot outlive its
     enrollment (``ON DELETE CASCADE``), so a row that is ours always has one."""
     params = {"agenda_id": claim.id, "attempts": claim.attempts, "lease_until": claim.lease_until}
-    row = (await session.execute(_TAKE_BACK, params)).one_or_none()
+    row = (await connection.execute(_TAKE_BACK, params)).first()
     if row is None:
         return None
-    item, enrollment, customer = row
+    at_enrollment, at_customer = _SPLIT
+    item = TakenRow(*row[:at_enrollment])
+    enrollment = TakenEnrollment(*row[at_enrollment:at_customer])
+    customer_values = row[at_customer:]
+    customer = None if customer_values[0] is None else TakenCustomer(*customer_values)
     return item, enrollment, customer
 
 
@@ -147,22 +243,32 @@ def finish(
         item.last_error = error
 
 
-#: :func:`close` as one Core UPDATE, built once.
-_CLOSE = (
+#: :func:`close` as one Core UPDATE, built once (``last_error`` kept unless one is given).
+#: Its parameter names are unique among the executor's statements, which PostgreSQL runs
+#: together as one statement (see :func:`sop.engine.executor.record`).
+CLOSE = (
     update(_A)
     .where(_A.id == bindparam("agenda_id"))
-    .values(state=bindparam("state"), lease_until=None, updated_at=bindparam("now"))
+    .values(
+        state=bindparam("new_state"),
+        lease_until=None,
+        updated_at=bindparam("now"),
+        last_error=func.coalesce(bindparam("error", type_=Text), _A.last_error),
+    )
 )
 
 
 async def close(
-    session: AsyncSession, item: AgendaItem, state: AgendaState, *, now: datetime
+    connection: AsyncConnection,
+    agenda_id: int,
+    state: AgendaState,
+    *,
+    now: datetime,
+    error: str | None = None,
 ) -> None:
-    """:func:`finish` without an error, written at once with a Core UPDATE: the hot path's
-    way, which leaves the ORM object untouched and so gives the session's flush nothing to do
-    for the row (``item`` still says ``running`` in memory; nothing reads it after this)."""
-    connection = await session.connection()
-    await connection.execute(_CLOSE, {"agenda_id": item.id, "state": state, "now": now})
+    """:func:`finish` for a taken row, written at once with a Core UPDATE."""
+    params = {"agenda_id": agenda_id, "new_state": state, "now": now, "error": error}
+    await connection.execute(CLOSE, params)
 
 
 def release_for_retry(item: AgendaItem, *, now: datetime, retry_at: datetime, error: str) -> None:

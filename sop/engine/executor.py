@@ -21,21 +21,28 @@ Rules the operator can rely on (docs/playbooks.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Executable, bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from sop.engine import lifecycle
-from sop.engine.agenda import Claim, close, finish, reacquire, release_for_retry, take_back
+from sop.engine.agenda import (
+    CLOSE,
+    Claim,
+    TakenEnrollment,
+    close,
+    finish,
+    reacquire,
+    release_for_retry,
+    take_back,
+)
 from sop.engine.steps.base import STOP, Services, StepContext, StepResult
 from sop.engine.steps.registry import STEPS, TIMEOUTS, WAITS_ON
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import step_due_at
 from store.models import (
-    AgendaItem,
     AgendaKind,
     AgendaState,
     Enrollment,
@@ -72,14 +79,19 @@ async def execute(
     services: Services,
     now: datetime,
 ) -> str | None:
-    """Run ``claim``'s row if it is still ours; the outcome recorded (None: not ours)."""
-    taken = await take_back(session, claim)
+    """Run ``claim``'s row if it is still ours; the outcome recorded (None: not ours).
+
+    The hot path talks to the transaction's connection with prebuilt Core statements (take
+    back, trace, close, next row): no ORM loading and no flush. Steps that need ORM objects
+    (a nudge's task) still use ``session``, in the same transaction."""
+    connection = await session.connection()
+    taken = await take_back(connection, claim)
     if taken is None:
         return None
     item, enrollment, customer = taken
     if enrollment.state != EnrollmentState.ACTIVE:
         error = f"the enrollment is {enrollment.state.value}"
-        finish(item, AgendaState.SKIPPED, now=now, error=error)
+        await close(connection, item.id, AgendaState.SKIPPED, now=now, error=error)
         return "enrollment_ended"
     playbook = await catalog.get_version(session, enrollment.version_id)
     if not 0 <= item.step_index < len(playbook.steps):
@@ -88,22 +100,20 @@ async def execute(
             f" {playbook.name!r} (version {enrollment.version_id}) has {len(playbook.steps)}"
         )
     run = StepContext(
-        session, enrollment, playbook, item.step_index, item, now, services, customer
+        session, connection, enrollment, playbook, item.step_index, item, now, services, customer
     )
     if item.kind != AgendaKind.STEP:
         waits_on = WAITS_ON[item.kind]
         if item.seq != enrollment.seq or enrollment.waiting.value != waits_on:
-            finish(item, AgendaState.SKIPPED, now=now, error="superseded: no longer waiting")
+            error = "superseded: no longer waiting"
+            await close(connection, item.id, AgendaState.SKIPPED, now=now, error=error)
             return "superseded"
         result = await TIMEOUTS[item.kind](run)
     else:
         result = _late(run) or await STEPS[run.step.action](run)
-    await trace(session, run, result)
-    state = AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE
-    await close(session, item, state, now=now)
     if not result.wait:
         await advance(
-            session,
+            connection,
             enrollment,
             playbook,
             item.step_index,
@@ -111,6 +121,8 @@ async def execute(
             now=now,
             zone_default=services.zone_default,
         )
+    state = AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE
+    await record(run, result, state)
     return result.outcome
 
 
@@ -128,61 +140,94 @@ def _late(run: StepContext) -> StepResult | None:
 
 #: The trace row as a plain Core insert on the transaction's connection: nothing reads it
 #: back in the step, so it needs no ORM object, identity or flush (compiled once, cached).
-_TRACE = insert(StepRun)
+_TRACE = insert(StepRun).values(
+    enrollment_id=bindparam("of_enrollment"),
+    seq=bindparam("trace_seq"),
+    step_id=bindparam("trace_step_id"),
+    action=bindparam("trace_action"),
+    due_at=bindparam("trace_due_at"),
+    ran_at=bindparam("now"),
+    outcome=bindparam("trace_outcome"),
+    detail=bindparam("trace_detail"),
+)
+#: On PostgreSQL a step's writes are one statement (data-modifying CTEs run exactly once,
+#: whether or not the outer statement reads them): the row closed, the trace, and, if the
+#: step scheduled one, the enrollment's ``seq``/``waiting`` and the next agenda row.
+_RECORD_PG = lifecycle.NEXT.add_cte(
+    CLOSE.cte("closed"), _TRACE.cte("traced"), lifecycle.BUMP.cte("bumped")
+)
+_RECORD_PG_LAST = _TRACE.add_cte(CLOSE.cte("closed"))
 
 
-async def trace(
-    session: AsyncSession,
-    run: StepContext,
-    result: StepResult,
-    *,
-    extra: Mapping[str, Any] | None = None,
+async def record(run: StepContext, result: StepResult, state: AgendaState) -> None:
+    """Write what ``run`` did, in the row's transaction: its step-run trace, its row closed
+    (``state``), and the next row the step or :func:`advance` scheduled, if any, with the
+    enrollment's new ``seq`` and ``waiting``. One round trip on PostgreSQL; on SQLite (no
+    data-modifying CTEs) the statements run one after the other in one greenlet hop."""
+    params = _trace_params(run, result) | {
+        "agenda_id": run.item.id,
+        "new_state": state,
+        "error": None,
+    }
+    scheduled = run.enrollment.scheduled is not None
+    if scheduled:
+        params |= lifecycle.scheduled_params(run.enrollment)
+    connection = run.connection
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_RECORD_PG if scheduled else _RECORD_PG_LAST, params)
+        return
+    statements = (_TRACE, CLOSE, lifecycle.BUMP, lifecycle.NEXT) if scheduled else (_TRACE, CLOSE)
+    await connection.run_sync(_run_all, statements, params)
+
+
+def _run_all(
+    connection: Connection, statements: tuple[Executable, ...], params: dict[str, Any]
 ) -> None:
-    """Write the step-run trace of ``run`` in the row's transaction."""
-    detail: dict[str, Any] = {"kind": run.item.kind.value, **result.detail, **(extra or {})}
+    for statement in statements:
+        connection.execute(statement, params)
+
+
+def _trace_params(run: StepContext, result: StepResult) -> dict[str, Any]:
+    detail: dict[str, Any] = {"kind": run.item.kind.value, **result.detail}
     if run.item.attempts > 1:
         detail["attempt"] = run.item.attempts
-    connection = await session.connection()
-    await connection.execute(
-        _TRACE,
-        {
-            "enrollment_id": run.enrollment.id,
-            "seq": run.item.seq,
-            "step_id": run.step_id,
-            "action": run.step.action,
-            "due_at": run.item.due_at,
-            "ran_at": run.now,
-            "outcome": result.outcome,
-            "detail": detail,
-        },
-    )
+    return {
+        "of_enrollment": run.enrollment.id,
+        "trace_seq": run.item.seq,
+        "trace_step_id": run.step_id,
+        "trace_action": run.step.action,
+        "trace_due_at": run.item.due_at,
+        "now": run.now,
+        "trace_outcome": result.outcome,
+        "trace_detail": detail,
+    }
 
 
 async def advance(
-    session: AsyncSession,
-    enrollment: Enrollment,
+    connection: AsyncConnection,
+    enrollment: TakenEnrollment,
     playbook: Playbook,
     from_index: int,
     target: str | None,
     *,
     now: datetime,
     zone_default: str,
-) -> AgendaItem | None:
+) -> None:
     """Move ``enrollment`` on from step ``from_index``: to ``target`` (a step id, ``stop``)
-    or the next step; schedule it, or complete the enrollment. The agenda row, if any."""
+    or the next step; schedule it (written by :func:`record`), or complete the enrollment."""
     if target == STOP:
         reason = f"stop at step {playbook.step_id(from_index)}"
-        await lifecycle.end(
-            session, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        await lifecycle.end_taken(
+            connection, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
         )
-        return None
+        return
     index = playbook.step_index(target) if target is not None else from_index + 1
     if index >= len(playbook.steps):
         reason = f"ran past the last step ({playbook.step_id(from_index)})"
-        await lifecycle.end(
-            session, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        await lifecycle.end_taken(
+            connection, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
         )
-        return None
+        return
     step = playbook.steps[index]
     due_at = step_due_at(
         base=now,
@@ -191,7 +236,7 @@ async def advance(
         zone=playbook.zone(zone_default),
         quiet=playbook.quiet_hours if step.action in FACING else None,
     )
-    return lifecycle.schedule(session, enrollment, step_index=index, due_at=due_at, now=now)
+    lifecycle.schedule_taken(enrollment, step_index=index, due_at=due_at)
 
 
 async def record_failure(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sop.settings import FrequencyCap
 from store.models import Customer, MarketingTouch
@@ -48,32 +48,33 @@ _TOUCH = insert(MarketingTouch)
 
 
 async def touches_in_window(
-    session: AsyncSession, customer_id: int, *, cap: FrequencyCap, now: datetime
+    connection: AsyncConnection, customer_id: int, *, cap: FrequencyCap, now: datetime
 ) -> int:
     """Marketing touches of ``customer_id`` in ``(now - cap.per, now]``."""
     params = {"customer_id": customer_id, "since": now - cap.per, "until": now}
-    return int((await session.execute(_COUNT, params)).scalar_one())
+    return int((await connection.execute(_COUNT, params)).scalar_one())
 
 
 async def check_cap(
-    session: AsyncSession, customer_id: int, *, cap: FrequencyCap | None, now: datetime
+    connection: AsyncConnection, customer_id: int, *, cap: FrequencyCap | None, now: datetime
 ) -> CapCheck:
     """Lock the customer (serialises deciders on PostgreSQL), then count the window in a
     statement of its own: under READ COMMITTED its snapshot is taken after the lock, so it
-    sees the touches of the decider that held the lock before us."""
+    sees the touches of the decider that held the lock before us. SQLite has no row locks
+    and one writer at a time (``BEGIN IMMEDIATE``), so there the lock is not sent."""
     if cap is None:
         return CapCheck(allowed=True, sent_in_window=0, limit=None)
-    await session.execute(_LOCK, {"customer_id": customer_id})
-    count = await touches_in_window(session, customer_id, cap=cap, now=now)
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_LOCK, {"customer_id": customer_id})
+    count = await touches_in_window(connection, customer_id, cap=cap, now=now)
     return CapCheck(allowed=count < cap.messages, sent_in_window=count, limit=cap.messages)
 
 
 async def record_touch(
-    session: AsyncSession, customer_id: int, *, source: str, now: datetime
+    connection: AsyncConnection, customer_id: int, *, source: str, now: datetime
 ) -> None:
     """Write the ledger row for a marketing message decided now, in the caller's transaction
     (a Core insert: nothing in the step reads the row back)."""
-    connection = await session.connection()
     await connection.execute(
         _TOUCH, {"customer_id": customer_id, "at": now, "source": source[:200]}
     )

@@ -10,10 +10,12 @@ enrollment cancels whatever it still had on the agenda.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from sop.engine.agenda import NextRow, TakenEnrollment
 from store.models import (
     AgendaItem,
     AgendaKind,
@@ -84,3 +86,94 @@ async def end(
     enrollment.end_reason = reason
     enrollment.updated_at = now
     await cancel_pending(session, enrollment.id, now=now)
+
+
+#: The hot path's moves as Core statements on the row's connection, built once: the
+#: executor holds the enrollment as plain values (:class:`TakenEnrollment`), so nothing is
+#: left for a unit-of-work flush. Parameter names are unique among the executor's
+#: statements (PostgreSQL runs them together, see :func:`sop.engine.executor.record`).
+BUMP = (
+    update(Enrollment)
+    .where(Enrollment.id == bindparam("of_enrollment"))
+    .values(
+        seq=bindparam("next_seq"), waiting=bindparam("now_waiting"), updated_at=bindparam("now")
+    )
+)
+NEXT = insert(AgendaItem).values(
+    enrollment_id=bindparam("of_enrollment"),
+    seq=bindparam("next_seq"),
+    step_index=bindparam("next_step_index"),
+    kind=bindparam("next_kind"),
+    due_at=bindparam("next_due_at"),
+    state=AgendaState.PENDING,
+    attempts=0,
+    created_at=bindparam("now"),
+    updated_at=bindparam("now"),
+)
+_END = (
+    update(Enrollment)
+    .where(Enrollment.id == bindparam("of_enrollment"))
+    .where(Enrollment.state == EnrollmentState.ACTIVE)
+    .values(
+        state=bindparam("end_state"),
+        waiting=Waiting.NONE,
+        ended_at=bindparam("now"),
+        end_reason=bindparam("reason"),
+        updated_at=bindparam("now"),
+    )
+)
+_CANCEL_ALL = (
+    update(AgendaItem)
+    .where(AgendaItem.enrollment_id == bindparam("of_enrollment"))
+    .where(AgendaItem.state == AgendaState.PENDING)
+    .values(state=AgendaState.CANCELLED, updated_at=bindparam("now"))
+)
+
+
+def schedule_taken(
+    enrollment: TakenEnrollment,
+    *,
+    step_index: int,
+    due_at: datetime,
+    kind: AgendaKind = AgendaKind.STEP,
+) -> None:
+    """:func:`schedule` for an enrollment the executor took back (locked in this
+    transaction): the next ``seq`` is taken now, and the row (with the enrollment's new
+    ``seq`` and ``waiting``) is written with the step's trace, by the executor."""
+    enrollment.seq += 1
+    enrollment.scheduled = NextRow(step_index=step_index, due_at=due_at, kind=kind)
+
+
+def scheduled_params(enrollment: TakenEnrollment) -> dict[str, Any]:
+    """The parameters of :data:`BUMP` and :data:`NEXT` for the row ``enrollment`` has
+    scheduled (:func:`schedule_taken`)."""
+    row = enrollment.scheduled
+    assert row is not None
+    return {
+        "of_enrollment": enrollment.id,
+        "next_seq": enrollment.seq,
+        "now_waiting": enrollment.waiting,
+        "next_step_index": row.step_index,
+        "next_kind": row.kind,
+        "next_due_at": row.due_at,
+    }
+
+
+async def end_taken(
+    connection: AsyncConnection,
+    enrollment: TakenEnrollment,
+    *,
+    state: EnrollmentState,
+    reason: str,
+    now: datetime,
+) -> None:
+    """:func:`end` for an enrollment the executor took back (a row it had scheduled in
+    this step is dropped: an ended enrollment has nothing on the agenda)."""
+    if enrollment.state != EnrollmentState.ACTIVE:
+        return
+    enrollment.state = state
+    enrollment.waiting = Waiting.NONE
+    enrollment.scheduled = None
+    params = {"of_enrollment": enrollment.id, "end_state": state, "reason": reason, "now": now}
+    await connection.execute(_END, params)
+    await connection.execute(_CANCEL_ALL, params)

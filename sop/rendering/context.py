@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, case, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store.models import Customer, CustomerGroup, CustomerStaff, CustomerTag, Staff, Tag
 from store.models.people import FollowState
@@ -42,15 +42,43 @@ CONTEXT_SCHEMA: dict[str, frozenset[str] | None] = {
 }
 
 
+class CustomerFields(Protocol):
+    """The customer's own fields a context shows: a :class:`~store.models.Customer`, or the
+    values a caller already read with its own statement (the engine's step)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def external_userid(self) -> str | None: ...
+    @property
+    def corp_name(self) -> str | None: ...
+    @property
+    def custom_fields(self) -> dict[str, Any]: ...
+
+
 class ContextError(LookupError):
     """The customer a step runs for does not exist (any more)."""
 
 
-def _relation_query(*, of_staff: bool) -> Select[CustomerStaff, str | None]:
+_RelationRow = tuple[str, str | None, datetime | None, str | None, str | None]
+
+
+def _relation_query(
+    *, of_staff: bool
+) -> Select[str, str | None, datetime | None, str | None, str | None]:
     """The customer's relationship (active first; one staff member's if ``of_staff``) with
-    that staff member's name, in one statement."""
+    that staff member's name, in one statement: the columns a context shows, read with Core
+    (no ORM object is needed)."""
     query = (
-        select(CustomerStaff, Staff.name)
+        select(
+            CustomerStaff.staff_userid,
+            CustomerStaff.remark,
+            CustomerStaff.added_at,
+            CustomerStaff.channel_state,
+            Staff.name,
+        )
         .outerjoin(Staff, Staff.userid == CustomerStaff.staff_userid)
         .where(CustomerStaff.customer_id == bindparam("customer_id"))
     )
@@ -83,30 +111,37 @@ async def build_context(
     zone: ZoneInfo,
     group_id: int | None = None,
     event: Mapping[str, Any] | None = None,
+    customer: CustomerFields | None = None,
 ) -> dict[str, Any]:
     """The context for one customer; ``staff_userid`` None picks the customer's first
-    active relationship. Times are aware and local to ``zone``; unknown texts are ``""``."""
-    customer = await session.get(Customer, customer_id)
+    active relationship. Times are aware and local to ``zone``; unknown texts are ``""``.
+    ``customer``: its fields if the caller has read them already (else read here)."""
+    if customer is None or customer.id != customer_id:
+        customer = await session.get(Customer, customer_id)
     if customer is None:
         raise ContextError(f"no customer with id {customer_id}")
-    relation, staff_name = await _relation(session, customer_id, staff_userid)
-    userid = staff_userid or (relation.staff_userid if relation is not None else None)
+    if session.new or session.dirty:
+        await session.flush()  # what the session's own queries would see (autoflush)
+    connection = await session.connection()
+    relation = await _relation(connection, customer_id, staff_userid)
+    staff_name = relation[4] if relation is not None else None
+    userid = staff_userid or (relation[0] if relation is not None else None)
     if relation is None and userid is not None:
-        staff_name = await session.scalar(_STAFF_NAME, {"userid": userid})
-    tags = await session.scalars(_TAGS, {"customer_id": customer_id})
+        staff_name = (await connection.execute(_STAFF_NAME, {"userid": userid})).scalar()
+    tags = (await connection.execute(_TAGS, {"customer_id": customer_id})).scalars().all()
     group = await session.get(CustomerGroup, group_id) if group_id is not None else None
-    added_at = relation.added_at if relation is not None else None
+    remark, added_at, channel = relation[1:4] if relation is not None else (None, None, None)
     return {
         "customer": {
             "id": customer.id,
             "name": customer.name or "",
             "external_userid": customer.external_userid or "",
             "corp_name": customer.corp_name or "",
-            "remark": (relation.remark if relation is not None else None) or "",
+            "remark": remark or "",
             "tags": list(tags),
             "fields": dict(customer.custom_fields or {}),
             "added_at": added_at.astimezone(zone) if added_at is not None else None,
-            "channel": (relation.channel_state if relation is not None else None) or "",
+            "channel": channel or "",
         },
         "owner": None if userid is None else {"userid": userid, "name": staff_name or ""},
         "group": None if group is None else {"name": group.name or "", "chat_id": group.chat_id},
@@ -117,19 +152,20 @@ async def build_context(
 
 
 async def _relation(
-    session: AsyncSession, customer_id: int, staff_userid: str | None
-) -> tuple[CustomerStaff | None, str | None]:
-    """The relationship ``build_context`` describes and its staff member's name."""
+    connection: AsyncConnection, customer_id: int, staff_userid: str | None
+) -> _RelationRow | None:
+    """The relationship ``build_context`` describes: staff userid, remark, added at,
+    channel and the staff member's name."""
     if staff_userid is None:
-        found = await session.execute(_RELATION, {"customer_id": customer_id})
+        found = await connection.execute(_RELATION, {"customer_id": customer_id})
     else:
         params = {"customer_id": customer_id, "staff_userid": staff_userid}
-        found = await session.execute(_RELATION_OF, params)
+        found = await connection.execute(_RELATION_OF, params)
     row = found.first()
     if row is None:
-        return None, None
-    relation, name = row
-    return relation, name
+        return None
+    userid, remark, added_at, channel, name = row
+    return userid, remark, added_at, channel, name
 
 
 def _event(event: Mapping[str, Any] | None) -> dict[str, str] | None:

@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from sop.engine.agenda import TakenCustomer, TakenEnrollment, TakenRow
 from sop.engine.enroll import owner_of
 from sop.playbooks.model import Content, Playbook, Step
+from sop.rendering.context import CustomerFields
 from sop.settings import SopSettings
-from store.models import AgendaItem, Customer, Enrollment
 
 #: A branch target that ends the enrollment (``goto: stop``, ``then: stop``).
 STOP = "stop"
@@ -48,6 +49,7 @@ class ContextBuilder(Protocol):
         zone: ZoneInfo,
         group_id: int | None = None,
         event: Mapping[str, Any] | None = None,
+        customer: CustomerFields | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -75,24 +77,26 @@ class StepResult:
     wait: bool = False
 
 
-#: ``StepContext`` caches: not looked up yet (None is a valid answer: no customer, no owner).
+#: ``StepContext`` caches: not looked up yet (None is a valid answer: no owner).
 _UNSET: Any = object()
 
 
 @dataclass
 class StepContext:
-    """One execution's inputs. The customer and the owner are read at most once per step
-    (the executor passes the customer it loaded with the agenda row), however many helpers
-    of a step ask for them."""
+    """One execution's inputs: the row, its enrollment and customer as the executor read
+    them in one statement (plain values, not ORM objects), the session of the row's
+    transaction and its connection (for Core statements; same transaction). The owner is
+    read at most once per step, however many helpers of a step ask for it."""
 
     session: AsyncSession
-    enrollment: Enrollment
+    connection: AsyncConnection
+    enrollment: TakenEnrollment
     playbook: Playbook
     index: int
-    item: AgendaItem
+    item: TakenRow
     now: datetime
     services: Services
-    loaded_customer: Customer | None = field(default=_UNSET, repr=False)
+    loaded_customer: TakenCustomer | None = field(repr=False)
     _owner: str | None = field(default=_UNSET, init=False, repr=False)
 
     @property
@@ -116,11 +120,7 @@ class StepContext:
     def origin(self) -> str:
         return f"playbook:{self.playbook.name}:step:{self.step_id}"
 
-    async def customer(self) -> Customer | None:
-        if self.enrollment.customer_id is None:
-            return None
-        if self.loaded_customer is _UNSET:
-            self.loaded_customer = await self.session.get(Customer, self.enrollment.customer_id)
+    async def customer(self) -> TakenCustomer | None:
         return self.loaded_customer
 
     async def owner(self) -> str | None:
@@ -148,6 +148,7 @@ class StepContext:
             zone=self.zone,
             group_id=self.enrollment.group_id,
             event=self.enrollment.context,
+            customer=self.loaded_customer,
         )
         return self.services.renderer.render(content, context)
 

@@ -84,12 +84,10 @@ async def nudge(run: StepContext) -> StepResult:
         return StepResult("done", detail)
     run.enrollment.waiting = Waiting.TASK
     timeout_at = escalate_at or due_at
-    lifecycle.schedule(
-        run.session,
+    lifecycle.schedule_taken(
         run.enrollment,
         step_index=run.index,
         due_at=timeout_at,
-        now=run.now,
         kind=AgendaKind.TASK_TIMEOUT,
     )
     return StepResult("waiting", detail | {"timeout_at": timeout_at.isoformat()}, wait=True)
@@ -120,12 +118,10 @@ async def task_timeout(run: StepContext) -> StepResult:
         return StepResult("task_skipped", detail, goto=action.on_skipped)
     later = task.escalate_at or task.due_at
     if task.state != TaskState.EXPIRED and later > run.now:
-        lifecycle.schedule(
-            run.session,
+        lifecycle.schedule_taken(
             run.enrollment,
             step_index=run.index,
             due_at=later,
-            now=run.now,
             kind=AgendaKind.TASK_TIMEOUT,
         )
         return StepResult("waiting", detail | {"timeout_at": later.isoformat()}, wait=True)

@@ -30,10 +30,11 @@ from sop.delivery.messages import (
     welcome_expires_at,
 )
 from sop.delivery.outbox import enqueue
+from sop.engine.agenda import TakenCustomer
 from sop.engine.frequency import check_cap, record_touch
 from sop.engine.steps.base import StepContext, StepResult
 from sop.playbooks.model import SendAction
-from store.models import Customer, MpFollower
+from store.models import MpFollower
 
 
 async def send(run: StepContext) -> StepResult:
@@ -48,7 +49,7 @@ async def send(run: StepContext) -> StepResult:
             reason = f"the customer opted out at {customer.opted_out_at.isoformat()}"
             return StepResult("opted_out", {"reason": reason})
         cap = run.services.settings.frequency_cap
-        check = await check_cap(run.session, customer.id, cap=cap, now=run.now)
+        check = await check_cap(run.connection, customer.id, cap=cap, now=run.now)
         if not check.allowed:
             return StepResult("capped", {"reason": check.reason(cap)})
     if action.channel == "welcome":
@@ -58,11 +59,11 @@ async def send(run: StepContext) -> StepResult:
     else:
         result = await _mp(run, action, customer)
     if marketing and result.outcome == "done":
-        await record_touch(run.session, customer.id, source=run.origin, now=run.now)
+        await record_touch(run.connection, customer.id, source=run.origin, now=run.now)
     return result
 
 
-async def _welcome(run: StepContext, action: SendAction, customer: Customer) -> StepResult:
+async def _welcome(run: StepContext, action: SendAction, customer: TakenCustomer) -> StepResult:
     code = run.enrollment.context.get("welcome_code")
     expires_at = welcome_expires_at(_added_at(run))
     if not code or not customer.external_userid:
@@ -78,7 +79,7 @@ async def _welcome(run: StepContext, action: SendAction, customer: Customer) -> 
     )
 
 
-async def _mass(run: StepContext, action: SendAction, customer: Customer) -> StepResult:
+async def _mass(run: StepContext, action: SendAction, customer: TakenCustomer) -> StepResult:
     sender = await run.owner()
     if sender is None or not customer.external_userid:
         reason = "no owning staff member to send a mass message from"
@@ -95,7 +96,7 @@ async def _mass(run: StepContext, action: SendAction, customer: Customer) -> Ste
     return await _enqueue(run, MASS, customer.external_userid, payload, content, expires_at=None)
 
 
-async def _mp(run: StepContext, action: SendAction, customer: Customer) -> StepResult:
+async def _mp(run: StepContext, action: SendAction, customer: TakenCustomer) -> StepResult:
     account = action.account or ""
     follower = (
         await run.session.execute(

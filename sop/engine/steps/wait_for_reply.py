@@ -19,12 +19,10 @@ async def wait_for_reply(run: StepContext) -> StepResult:
     assert action is not None
     timeout_at = run.now + action.timeout
     run.enrollment.waiting = Waiting.REPLY
-    lifecycle.schedule(
-        run.session,
+    lifecycle.schedule_taken(
         run.enrollment,
         step_index=run.index,
         due_at=timeout_at,
-        now=run.now,
         kind=AgendaKind.REPLY_TIMEOUT,
     )
     detail = {"timeout_at": timeout_at.isoformat(), "keywords": list(action.keywords)}
