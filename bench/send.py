@@ -8,7 +8,8 @@ real :class:`~sop.delivery.Sender` (rate limits off, ``--concurrency`` sends at 
 real :class:`~bot.channels.AppMessageChannel`, and prints rows sent/s, p50/p99 per-row send
 latency and this process's peak RSS. In the same run it measures the floor: the same
 ``message/send`` calls made directly with aiohttp at the same concurrency, and prints the
-ratio sender / floor (goal: >= 0.7). Everything is bounded by ``--rows``.
+ratio sender / floor (goal: >= 0.7), and the CPU time this process spent per row on each
+(the steadier figure when other work shares the machine). Everything is bounded by ``--rows``.
 """
 
 from __future__ import annotations
@@ -74,12 +75,19 @@ async def serve_fake(staff: int) -> None:
 @dataclass
 class Timing:
     seconds: float = 0.0
+    #: CPU seconds of this whole process (every thread) over the same span: less noisy than
+    #: wall time when the machine is shared.
+    cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
     done: int = 0
 
     @property
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_row_us(self) -> float:
+        return self.cpu / self.done * 1e6 if self.done else 0.0
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -169,9 +177,10 @@ async def drain(url: str, base_url: str, plan: Plan) -> Timing:
                 batch_size=plan.batch, concurrency=plan.concurrency, limits=RateLimits.unlimited()
             )
             sender = Sender(sessions, [channel], clock, settings, rng=random.Random(1))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await sender.drain()  # what run_forever does each time it wakes
             timing.seconds = time.perf_counter() - started
+            timing.cpu = time.process_time() - cpu
         async with sessions() as session:
             query = select(func.count()).where(OutboxRow.state == OutboxState.SENT)
             timing.done = int((await session.execute(query.select_from(OutboxRow))).scalar_one())
@@ -212,9 +221,10 @@ async def floor(base_url: str, plan: Plan, staff: list[str]) -> Timing:
                 if answer.get("errcode") == 0:
                     timing.done += 1
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
         timing.seconds = time.perf_counter() - started
+        timing.cpu = time.process_time() - cpu
     return timing
 
 
@@ -239,6 +249,8 @@ def bench_backend(label: str, url: str, base_url: str, plan: Plan) -> None:
     print(direct.line(f"{label} floor (aiohttp)"))
     print(f"{label:<24} ratio sender/floor {ratio:.2f} (goal >= 0.7)   peak RSS so far"
           f" {peak_rss_mib():.0f} MiB")  # fmt: skip
+    print(f"{label:<24} cpu µs/row sender {sent.cpu_per_row_us:.0f} vs floor"
+          f" {direct.cpu_per_row_us:.0f}")  # fmt: skip
     if sent.done != plan.rows:
         print(f"{label:<24} WARNING: {plan.rows - sent.done} rows not sent")
 

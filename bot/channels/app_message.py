@@ -51,9 +51,7 @@ class AppMessageChannel:
             answer = await self._client.call("POST", API, json=body)
         except WecomApiError as exc:
             return result_of(exc)
-        invalid = str(answer.get("invaliduser") or "").split("|")
-        unlicensed = str(answer.get("unlicenseduser") or "").split("|")
-        if message.recipient in invalid or message.recipient in unlicensed:
+        if _refused(message.recipient, answer):
             return SendResult(
                 Outcome.PERMANENT,
                 ALL_RECIPIENTS_INVALID,
@@ -61,4 +59,15 @@ class AppMessageChannel:
                 " unknown userid, outside app agent "
                 f"{self._agent_id}'s visibility scope, or without a licence",
             )
-        return SendResult.sent({k: answer[k] for k in _PLATFORM_IDS if answer.get(k)})
+        return SendResult(
+            Outcome.SENT, platform_ids={k: answer[k] for k in _PLATFORM_IDS if answer.get(k)}
+        )
+
+
+def _refused(recipient: str, answer: dict[str, Any]) -> bool:
+    """Whether WeCom listed ``recipient`` as invalid or unlicensed (usually neither is there)."""
+    for field in ("invaliduser", "unlicenseduser"):
+        listed = answer.get(field)
+        if listed and recipient in str(listed).split("|"):
+            return True
+    return False

@@ -76,8 +76,7 @@ class WecomClient:
         """
         api = path.strip("/")
         return await self.tokens.call_with_token(
-            lambda token: self._send(method, api, token, params, json),
-            refused=lambda exc: isinstance(exc, WecomApiError) and exc.errcode in TOKEN_ERRCODES,
+            lambda token: self._send(method, api, token, params, json), refused=_token_refused
         )
 
     async def get_external_contact(self, external_userid: str) -> Payload:
@@ -328,7 +327,7 @@ class WecomClient:
             method,
             self._base_url + api,
             api=api,
-            params={**(params or {}), "access_token": token},
+            params={**params, "access_token": token} if params else {"access_token": token},
             json=json,
             time_limit=self._timeout,
         )
@@ -359,3 +358,8 @@ class WecomClient:
                 "gettoken", None, f"no access_token/expires_in in the answer: {sorted(payload)}"
             )
         return FetchedToken(token, expires_in)
+
+
+def _token_refused(exc: Exception) -> bool:
+    """40014/42001: the token was refused, so a new one is worth one more try."""
+    return isinstance(exc, WecomApiError) and exc.errcode in TOKEN_ERRCODES

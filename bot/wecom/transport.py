@@ -8,6 +8,7 @@ drops a kept-alive connection.
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import logging
 from typing import Any
@@ -42,7 +43,7 @@ async def request_json(
             url,
             params=params,
             json=json,
-            timeout=aiohttp.ClientTimeout(total=time_limit),
+            timeout=_timeout(time_limit),
         ) as response:
             status = response.status
             body = await response.read()
@@ -58,6 +59,12 @@ async def request_json(
             api, None, f"connection lost: {type(exc).__name__}: {exc}", maybe_applied=True
         ) from exc
     return _decode(api, status, body)
+
+
+@functools.cache
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """One immutable timeout object per limit, rather than one per request."""
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _decode(api: str, status: int, body: bytes) -> Payload:

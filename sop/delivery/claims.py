@@ -15,7 +15,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ColumnElement, Update, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.delivery.channel import OutboxMessage
@@ -94,36 +95,66 @@ async def recover_lapsed(
     return [r["b_id"] for r in uncertain], [r["b_id"] for r in again]
 
 
+#: The claim, built once: a statement object caches its compiled form and cache key.
+_CLAIM = (
+    select(*_CLAIM_COLUMNS)
+    .where(
+        _C.state == OutboxState.PENDING,
+        _C.due_at <= bindparam("now"),
+        _C.channel.in_(bindparam("channels", expanding=True)),
+    )
+    .order_by(_C.due_at, _C.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def ids_in(name: str, *, postgres: bool) -> ColumnElement[bool]:
+    """``id`` among the ids bound as ``name``: on PostgreSQL ``= ANY(array)``, one statement
+    text for any number of ids (asyncpg prepares each distinct text once per connection);
+    elsewhere an expanding ``IN``."""
+    if postgres:
+        return _C.id == any_(bindparam(name, type_=ARRAY(_C.id.type)))
+    return _C.id.in_(bindparam(name, expanding=True))
+
+
+def _mark_sending(postgres: bool) -> Update:
+    return (
+        update(OUTBOX)
+        .where(ids_in("ids", postgres=postgres))
+        .values(
+            state=OutboxState.SENDING,
+            lease_until=bindparam("lease_until"),
+            attempts=_C.attempts + 1,
+            updated_at=bindparam("now"),
+        )
+    )
+
+
+_MARK_SENDING = {postgres: _mark_sending(postgres) for postgres in (False, True)}
+
+
 async def claim_due(
     session: AsyncSession, now: datetime, channels: Collection[str], limit: int
 ) -> list[OutboxMessage]:
     """Lock up to ``limit`` pending rows of ``channels`` that are due, oldest due first.
 
-    The messages carry the attempts made so far; :func:`mark_sending` counts the next one.
+    Each message already counts the attempt about to be made (what :func:`mark_sending`
+    writes), so the sender builds it once.
     """
-    query = (
-        select(*_CLAIM_COLUMNS)
-        .where(
-            _C.state == OutboxState.PENDING,
-            _C.due_at <= now,
-            _C.channel.in_(list(channels)),
-        )
-        .order_by(_C.due_at, _C.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    found = await session.execute(_CLAIM, {"now": now, "channels": list(channels), "limit": limit})
     return [
         OutboxMessage(
-            id=row_id,
-            key=key,
-            channel=channel,
-            recipient=recipient,
-            payload=payload,
-            attempts=attempts,
-            due_at=due_at,
-            expires_at=expires_at,
-            customer_id=customer_id,
-            last_errcode=last_errcode,
+            row_id,
+            key,
+            channel,
+            recipient,
+            payload,
+            attempts + 1,
+            due_at,
+            expires_at,
+            customer_id,
+            last_errcode,
         )
         for (
             row_id,
@@ -136,7 +167,7 @@ async def claim_due(
             expires_at,
             customer_id,
             last_errcode,
-        ) in (await session.execute(query)).all()
+        ) in found.all()
     ]
 
 
@@ -145,13 +176,7 @@ async def mark_sending(
 ) -> None:
     """The claimed rows ``ids`` become ``sending`` under a lease, one more attempt each."""
     if ids:
+        statement = _MARK_SENDING[session.get_bind().dialect.name == "postgresql"]
         await session.execute(
-            update(OUTBOX)
-            .where(_C.id.in_(list(ids)))
-            .values(
-                state=OutboxState.SENDING,
-                lease_until=lease_until,
-                attempts=_C.attempts + 1,
-                updated_at=now,
-            )
+            statement, {"ids": list(ids), "now": now, "lease_until": lease_until}
         )

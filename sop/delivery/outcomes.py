@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.delivery.channel import OutboxMessage, Outcome, SendResult
+from sop.delivery.claims import ids_in
 from sop.delivery.retry import RetryPolicy
 from store.models import Direction, Interaction, OutboxRow, OutboxState
 
@@ -78,49 +79,91 @@ class Finished:
     customer_facing: bool
 
 
+def on_timeline(message: OutboxMessage, decision: Decision) -> bool:
+    """Whether this outcome goes on a customer's timeline (only those need a summary)."""
+    return decision.state is OutboxState.SENT and message.customer_id is not None
+
+
+class NotAllOurs(Exception):
+    """Raised by :func:`record` with ``all_or_nothing``: some row changed hands, so the
+    caller rolls the transaction back and records again without it."""
+
+
 async def record(
-    session: AsyncSession, outcomes: Sequence[Finished], *, now: datetime
+    session: AsyncSession,
+    outcomes: Sequence[Finished],
+    *,
+    now: datetime,
+    all_or_nothing: bool = False,
 ) -> set[int]:
     """Write each decision if its row is still ours (``sending``, same attempt): their ids.
 
     A handful of statements for the whole group: one fenced read (locking the rows on
     PostgreSQL; SQLite's transaction holds the write lock already), one executemany
     ``UPDATE`` per set of columns, one executemany ``INSERT`` for the timeline entries.
+
+    ``all_or_nothing`` skips the read where the driver counts the rows each fenced
+    ``UPDATE`` of an executemany changed (SQLite): when every row was still ours (nearly
+    always) the count says so; otherwise it raises :class:`NotAllOurs` before the timeline
+    is written, and the caller must roll back and call again without the flag.
     """
     if not outcomes:
         return set()
+    if all_or_nothing and session.get_bind().dialect.supports_sane_multi_rowcount:
+        await _write(session, outcomes, now, counted=len(outcomes))
+        return {o.message.id for o in outcomes}
     wanted = {o.message.id: o.message.attempts for o in outcomes}
-    current = await session.execute(
-        select(_C.id, _C.attempts)
-        .where(_C.id.in_(list(wanted)), _C.state == OutboxState.SENDING)
-        .with_for_update()
-    )
+    fenced_read = _FENCED_READ[session.get_bind().dialect.name == "postgresql"]
+    current = await session.execute(fenced_read, {"ids": list(wanted)})
     ours = {row_id for row_id, attempts in current.all() if wanted[row_id] == attempts}
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    await _write(session, [o for o in outcomes if o.message.id in ours], now, counted=None)
+    return ours
+
+
+async def _write(
+    session: AsyncSession, outcomes: Sequence[Finished], now: datetime, *, counted: int | None
+) -> None:
+    """The fenced updates and timeline entries of ``outcomes``; when ``counted`` is given,
+    first check that the updates changed that many rows."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # by (sent?, *columns)
     timeline: list[dict[str, Any]] = []
     for outcome in outcomes:
         message, decision = outcome.message, outcome.decision
-        if message.id not in ours:
-            continue
         values = _values(message, decision, now)
-        groups.setdefault(tuple(values), []).append(values)
-        if decision.state is OutboxState.SENT and message.customer_id is not None:
+        groups.setdefault((decision.state is OutboxState.SENT, *values), []).append(values)
+        if on_timeline(message, decision):
             timeline.append(_timeline_entry(outcome, now))
-    for rows in groups.values():
-        await session.execute(_FENCED, rows)
+    changed = 0
+    for (sent, *_), rows in groups.items():
+        statement = _FENCED_SENT if sent else _FENCED
+        changed += (await session.execute(statement, rows)).rowcount  # type: ignore[attr-defined]
+    if counted is not None and changed != counted:
+        raise NotAllOurs(f"{counted - changed} of {counted} rows changed hands while sent")
     if timeline:
         await session.execute(insert(TIMELINE), timeline)
-    return ours
 
 
 OUTBOX = OutboxRow.metadata.tables[OutboxRow.__tablename__]
 _C = OUTBOX.c
 TIMELINE = Interaction.metadata.tables[Interaction.__tablename__]
-_FENCED = update(OUTBOX).where(
-    _C.id == bindparam("b_id"),
-    _C.state == OutboxState.SENDING,
-    _C.attempts == bindparam("b_attempts"),
+_FENCED_READ = {
+    postgres: select(_C.id, _C.attempts)
+    .where(ids_in("ids", postgres=postgres), _C.state == OutboxState.SENDING)
+    .with_for_update()
+    for postgres in (False, True)
+}
+#: ``now`` is bound once per row (``b_now``) for both timestamps: each bound datetime costs
+#: a conversion per row of the executemany.
+_FENCED = (
+    update(OUTBOX)
+    .where(
+        _C.id == bindparam("b_id"),
+        _C.state == OutboxState.SENDING,
+        _C.attempts == bindparam("b_attempts"),
+    )
+    .values(updated_at=bindparam("b_now"))
 )
+_FENCED_SENT = _FENCED.values(sent_at=bindparam("b_now"))
 
 
 def _values(message: OutboxMessage, decision: Decision, now: datetime) -> dict[str, Any]:
@@ -131,12 +174,10 @@ def _values(message: OutboxMessage, decision: Decision, now: datetime) -> dict[s
         "lease_until": None,
         "last_errcode": decision.errcode,
         "last_error": decision.error,
-        "updated_at": now,
+        "b_now": now,
     }
     if decision.platform_ids:
         values["platform_ids"] = decision.platform_ids
-    if decision.state is OutboxState.SENT:
-        values["sent_at"] = now
     if decision.retry_at is not None:
         values["due_at"] = decision.retry_at
     return values

@@ -10,9 +10,18 @@ One pass (:meth:`Sender.run_once`), top to bottom:
    (:mod:`.shared_limits`), and those over a limit get a later ``due_at``; the rows left
    become ``sending`` with a lease and one more attempt. Commit.
 2. the claimed rows are sent concurrently, at most ``concurrency`` at a time; :meth:`Sender.drain`
-   (what ``run_forever`` runs) claims the next batch while these sends are in flight;
+   (what ``run_forever`` runs) claims the next batch while these sends are in flight, once
+   fewer than half a batch wait;
 3. outcomes are written as they arrive, several per transaction (group commit), so a crash
    loses at most the outcomes of the sends in flight: those rows are what step 1 recovers.
+   Each write is fenced (the row is still ``sending`` at our attempt); where the driver
+   counts each row an executemany changed (SQLite) that count proves a group was all ours,
+   and only a group that was not is rolled back and written again after a fenced read.
+
+Every µs per row counts here: the sender is CPU-bound in its process (see
+``python -m bench.send``), so the per-row path builds each message once, computes summaries
+only for timeline entries, asks for rate budgets only when some limit is on, and reuses
+prebuilt statements.
 
 Wiring (for the composition root, ``bot/server.py``): build the channels from the WeCom
 clients (``bot.channels``), ``Sender(sessions, channels, clock)``, and run
@@ -26,7 +35,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sop.clock import Clock
 from sop.delivery.channel import Channel, OutboxMessage, Outcome, SendResult
 from sop.delivery.claims import claim_due, mark_sending, recover_lapsed, update_each
-from sop.delivery.outcomes import Finished, decide, record
+from sop.delivery.outcomes import Finished, NotAllOurs, decide, on_timeline, record
 from sop.delivery.ratelimit import RateLimits
 from sop.delivery.retry import RetryPolicy
 from sop.delivery.rush import RushAvoidance
@@ -137,10 +146,13 @@ class Sender:
                 arrived.set()
 
         workers: list[asyncio.Future[None]] = []
+        # Claim the next batch while half a batch still waits, so the sends never run dry
+        # during the claim's round trips; a batch and the one behind it still fit a lease.
+        refill_below = max(self.settings.concurrency, self.settings.batch_size // 2)
         try:
             outstanding, more = 0, True
             while more or outstanding:
-                if more and queue.qsize() < self.settings.concurrency:
+                if more and queue.qsize() < refill_below:
                     messages, more = await self._claim(report)
                     more = more and continuous
                     for message in messages:
@@ -194,13 +206,16 @@ class Sender:
                     deferred.append({"b_id": row.id, "due_at": nudged, "updated_at": now})
                     continue
                 candidates.append(row)
-            wanted = [self._channels[row.channel].rate_keys(row) for row in candidates]
-            answers = await self._limiter.reserve(session, wanted, now)
-            for row, later in zip(candidates, answers, strict=True):
-                if later is not None:
-                    deferred.append({"b_id": row.id, "due_at": later, "updated_at": now})
-                    continue
-                sending.append(replace(row, attempts=row.attempts + 1))
+            if self._limiter.limits_anything:
+                wanted = [self._channels[row.channel].rate_keys(row) for row in candidates]
+                answers = await self._limiter.reserve(session, wanted, now)
+                for row, later in zip(candidates, answers, strict=True):
+                    if later is None:
+                        sending.append(row)
+                    else:
+                        deferred.append({"b_id": row.id, "due_at": later, "updated_at": now})
+            else:
+                sending = candidates
             await update_each(session, expired)
             await update_each(session, deferred)
             lease_until = now + self.settings.lease
@@ -240,10 +255,15 @@ class Sender:
                 now=now,
                 rng=self._rng,
             )
-            summary = channel.summary(message)
+            # Only a timeline entry shows the summary: most rows never need it.
+            summary = channel.summary(message) if on_timeline(message, decision) else ""
             finished.append(Finished(message, decision, summary, channel.customer_facing))
-        async with self._sessions.begin() as session:
-            written = await record(session, finished, now=now)
+        try:
+            async with self._sessions.begin() as session:
+                written = await record(session, finished, now=now, all_or_nothing=True)
+        except NotAllOurs:  # rolled back: read which rows are still ours, record those
+            async with self._sessions.begin() as session:
+                written = await record(session, finished, now=now)
         for item in finished:
             if item.message.id not in written:
                 log.warning("outbox row %s changed hands while it was sent", item.message.id)

@@ -92,6 +92,11 @@ class SharedRateLimiter:
         self._prune_every = prune_every
         self._pruned_at: datetime | None = None
 
+    @property
+    def limits_anything(self) -> bool:
+        """False when every scope is unlimited: then a claim need not ask for budgets."""
+        return any(self._limits.rates.values())
+
     async def reserve(
         self, session: AsyncSession, wanted: Sequence[Sequence[RateKey]], now: datetime
     ) -> list[datetime | None]:
