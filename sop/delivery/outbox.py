@@ -61,9 +61,11 @@ async def enqueue(
         "created_at": stamp,
         "updated_at": stamp,
     }
-    dialect = session.get_bind().dialect.name
-    statement = _INSERTS["postgresql" if dialect == "postgresql" else "sqlite"]
-    inserted = (await session.execute(statement, values)).scalar_one_or_none()
+    # On the transaction's connection: through the session, an INSERT of a mapped class takes
+    # the ORM's bulk-insert path, about three times the CPU of the statement itself.
+    connection = await session.connection()
+    statement = _INSERTS["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
+    inserted = (await connection.execute(statement, values)).scalar_one_or_none()
     return inserted is not None
 
 
