@@ -39,6 +39,7 @@ from bot.channels.mass_store import Fate, pending_recipients, settle
 from bot.wecom import WecomApiError, WecomClient
 from sop.clock import Clock
 from sop.delivery.retry import RetryPolicy
+from sop.loops import run_until_stopped
 from store.models import MassJob, MassStatus
 
 log = logging.getLogger(__name__)
@@ -106,24 +107,19 @@ class MassResultCollector:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Pass after pass until ``stopping`` is set; idle waits end early on ``wake``."""
-        while not stopping.is_set():
-            try:
-                while (await self.run_once()).polled >= self.settings.batch_size:
-                    pass
-            except Exception:
-                log.exception("mass result pass failed; trying again shortly")
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.idle_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await run_until_stopped(
+            self._drain,
+            wake=wake,
+            stopping=stopping,
+            idle_seconds=self.settings.idle_seconds,
+            log=log,
+            what="mass result",
+        )
+
+    async def _drain(self) -> None:
+        """Passes until one comes back short of a full batch."""
+        while (await self.run_once()).polled >= self.settings.batch_size:
+            pass
 
     async def run_once(self) -> CollectReport:
         """Poll every due job (at most ``batch_size``) once and record what was found."""

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.transfers import calls
 from bot.wecom import WecomApiError, WecomClient
 from sop.clock import Clock
+from sop.loops import run_until_stopped
 from sop.staff import audit, results
 from sop.staff.settings import StaffSettings
 from store.models import TransferItem, TransferJob, TransferJobState
@@ -73,23 +74,14 @@ class TransferPoller:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Pass after pass until ``stopping``; idle waits end early on ``wake``."""
-        while not stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("transfer poller pass failed; trying again shortly")
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.idle_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=wake,
+            stopping=stopping,
+            idle_seconds=self.settings.idle_seconds,
+            log=log,
+            what="transfer poller",
+        )
 
     async def run_once(self) -> PollReport:
         report = PollReport()

@@ -49,6 +49,7 @@ from sop.delivery.ratelimit import RateLimits
 from sop.delivery.retry import RetryPolicy
 from sop.delivery.rush import RushAvoidance
 from sop.delivery.shared_limits import SharedRateLimiter
+from sop.loops import run_until_stopped
 from store.models import OutboxState
 
 log = logging.getLogger(__name__)
@@ -103,23 +104,14 @@ class Sender:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Drain after drain until ``stopping`` is set; idle waits end early on ``wake``."""
-        while not stopping.is_set():
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("sender pass failed; trying again shortly")
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.idle_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await run_until_stopped(
+            self.drain,
+            wake=wake,
+            stopping=stopping,
+            idle_seconds=self.settings.idle_seconds,
+            log=log,
+            what="sender",
+        )
 
     async def run_once(self) -> PassReport:
         """One claim of at most ``batch_size`` rows, sent and recorded."""

@@ -25,6 +25,7 @@ from sop.clock import Clock
 from sop.engine.agenda import Claim, claim_due
 from sop.engine.executor import VersionSource, backoff, execute, record_failure
 from sop.engine.steps.base import ContextBuilder, Renderer, Services
+from sop.loops import run_until_stopped
 from sop.rendering import RenderError, build_context
 from sop.settings import SopSettings
 
@@ -97,23 +98,14 @@ class Engine:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """``run_once`` until ``stopping``; idle waits end early on ``wake``."""
-        while not stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("engine pass failed; trying again shortly")
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.tick_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=wake,
+            stopping=stopping,
+            idle_seconds=self.settings.tick_seconds,
+            log=log,
+            what="engine",
+        )
 
     async def _claim(self) -> list[Claim]:
         async with self._sessions.begin() as session:

@@ -1,0 +1,42 @@
+"""The shape every background loop shares: run a pass, then idle until woken, stopped or
+``idle_seconds`` have passed; a failing pass is logged and tried again after the idle wait.
+
+The engine, the sender, the mass-result collector and the transfer poller all run this way
+(the composition root, ``bot/server.py``, sets ``wake`` when there is work for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+
+async def run_until_stopped(
+    one_pass: Callable[[], Awaitable[object]],
+    *,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    idle_seconds: float,
+    log: logging.Logger,
+    what: str,
+) -> None:
+    """``one_pass`` until ``stopping`` is set; a failure is logged as ``what`` with ``log``."""
+    while not stopping.is_set():
+        try:
+            await one_pass()
+        except Exception:
+            log.exception("%s pass failed; trying again shortly", what)
+        wake.clear()
+        await idle(wake, stopping, idle_seconds)
+
+
+async def idle(wake: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:
+    """Wait until ``wake`` or ``stopping`` is set, or ``seconds`` have passed."""
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()
