@@ -14,14 +14,15 @@ from collections.abc import Awaitable, Callable
 
 async def run_until_stopped(
     one_pass: Callable[[], Awaitable[object]],
-    *,
     wake: asyncio.Event,
     stopping: asyncio.Event,
+    *,
     idle_seconds: float,
     log: logging.Logger,
     what: str,
 ) -> None:
-    """``one_pass`` until ``stopping`` is set; a failure is logged as ``what`` with ``log``."""
+    """``one_pass`` until ``stopping`` is set, idling ``idle_seconds`` (or until ``wake``)
+    between passes; a failure is logged as ``what`` with ``log``."""
     while not stopping.is_set():
         try:
             await one_pass()

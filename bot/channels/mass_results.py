@@ -107,13 +107,9 @@ class MassResultCollector:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Pass after pass until ``stopping`` is set; idle waits end early on ``wake``."""
+        every = self.settings.idle_seconds
         await run_until_stopped(
-            self._drain,
-            wake=wake,
-            stopping=stopping,
-            idle_seconds=self.settings.idle_seconds,
-            log=log,
-            what="mass result",
+            self._drain, wake, stopping, idle_seconds=every, log=log, what="mass result"
         )
 
     async def _drain(self) -> None:

@@ -74,13 +74,9 @@ class TransferPoller:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Pass after pass until ``stopping``; idle waits end early on ``wake``."""
+        every = self.settings.idle_seconds
         await run_until_stopped(
-            self.run_once,
-            wake=wake,
-            stopping=stopping,
-            idle_seconds=self.settings.idle_seconds,
-            log=log,
-            what="transfer poller",
+            self.run_once, wake, stopping, idle_seconds=every, log=log, what="transfer poller"
         )
 
     async def run_once(self) -> PollReport:

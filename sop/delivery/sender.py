@@ -104,13 +104,9 @@ class Sender:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Drain after drain until ``stopping`` is set; idle waits end early on ``wake``."""
+        every = self.settings.idle_seconds
         await run_until_stopped(
-            self.drain,
-            wake=wake,
-            stopping=stopping,
-            idle_seconds=self.settings.idle_seconds,
-            log=log,
-            what="sender",
+            self.drain, wake, stopping, idle_seconds=every, log=log, what="sender"
         )
 
     async def run_once(self) -> PassReport:

@@ -98,13 +98,9 @@ class Engine:
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """``run_once`` until ``stopping``; idle waits end early on ``wake``."""
+        every = self.settings.tick_seconds
         await run_until_stopped(
-            self.run_once,
-            wake=wake,
-            stopping=stopping,
-            idle_seconds=self.settings.tick_seconds,
-            log=log,
-            what="engine",
+            self.run_once, wake, stopping, idle_seconds=every, log=log, what="engine"
         )
 
     async def _claim(self) -> list[Claim]:

@@ -27,9 +27,7 @@ async def test_a_wake_ends_the_idle_wait_and_a_failing_pass_is_logged_and_retrie
             stopping.set()
 
     loop = asyncio.create_task(
-        run_until_stopped(
-            one_pass, wake=wake, stopping=stopping, idle_seconds=3600, log=log, what="test"
-        )
+        run_until_stopped(one_pass, wake, stopping, idle_seconds=3600, log=log, what="test")
     )
     for _ in range(2):  # each pass is followed by an hour's idle wait unless woken
         await asyncio.wait_for(passed.wait(), timeout=5)
@@ -51,9 +49,7 @@ async def test_stopping_ends_the_idle_wait_at_once() -> None:
         ran.set()
 
     loop = asyncio.create_task(
-        run_until_stopped(
-            one_pass, wake=wake, stopping=stopping, idle_seconds=3600, log=log, what="test"
-        )
+        run_until_stopped(one_pass, wake, stopping, idle_seconds=3600, log=log, what="test")
     )
     await asyncio.wait_for(ran.wait(), timeout=5)
     stopping.set()
