@@ -14,7 +14,8 @@ One pass (:meth:`MassResultCollector.run_once`), per due job (``next_poll_at`` p
 
 A job whose campaign run was cancelled (``withdraw_requested_at``, due at once) is withdrawn
 if the staff member has not sent it yet: ``cancel_groupmsg_send`` (once: ``cancelled_at``) and
-the pending recipients become ``withdrawn``. If they had sent it, the results are read as in
+the pending recipients become ``withdrawn`` (the task is read once more after the cancel: a
+member who sent it in between keeps what they sent). If they had sent it, the results are read as in
 step 2: what was sent stays sent. A refused cancel is the poll's error, retried later.
 
 When the results cannot be read (errors past the horizon plus ``grace``), the pending
@@ -211,6 +212,12 @@ class MassResultCollector:
             elif job.withdraw_requested_at is not None or now >= job.accepted_at + horizon:
                 if job.cancelled_at is None:
                     await self._client.cancel_groupmsg_send(job.msgid)
+                    # The member may have sent it between our read and the cancel: what was
+                    # sent stays sent, so look once more before calling it withdrawn.
+                    poll.staff_status, poll.staff_sent_at = await self._staff_task(job)
+                    if poll.staff_status == STAFF_SENT:
+                        poll.fates = await self._results(job)
+                        return poll
                 poll.cancelled = True
                 poll.withdrawn = job.withdraw_requested_at is not None
             elif self._remind_due(job, now):

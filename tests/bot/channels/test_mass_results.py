@@ -174,7 +174,8 @@ async def test_not_sent_before_the_horizon_is_cancelled_and_not_confirmed(
     assert len(fake_wecom.calls_to(CANCEL)) == 1
     assert fake_wecom.mass.messages[msgid].cancelled_at is not None
     assert [c.errcode for c in fake_wecom.calls_to(REMIND)] == [0, 0]  # after day 1 and 2
-    assert len(fake_wecom.calls_to(TASK)) == polls < 60  # backed off: not all 144 half hours
+    # backed off: not all 144 half hours; the task is read once more after the cancel
+    assert len(fake_wecom.calls_to(TASK)) == polls + 1 < 60
     [entry] = await timeline_of(db, alice)
     assert (entry.kind, entry.direction) == ("mass:not_confirmed", Direction.EVENT)
     assert "zhangsan did not send it" in entry.summary
@@ -388,3 +389,25 @@ async def test_a_run_cancelled_while_its_job_is_polled_is_withdrawn_on_the_next_
     await mass.run_once()
     assert await fates(db, row_id) == {"wmAlice": MassStatus.WITHDRAWN}
     assert fake_wecom.mass.messages[msgid].cancelled_at is not None
+
+
+async def test_a_send_between_the_read_and_the_cancel_stays_sent(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, wecom_client: WecomClient
+) -> None:
+    """The collector read the task unsent and asked to cancel it; the member sent it while
+    the cancel was on its way. The platform delivered it: the recipients are ``sent``."""
+    row_id, msgid = await _accept(db, clock, wecom_client, ["wmAlice", "wmBob"])
+    clock.advance(60)
+    await _withdraw(db, clock)
+    fake_wecom.delay(CANCEL, 0.5)  # the cancel is handled half a second after it arrives
+    collecting = asyncio.create_task(collector(db, wecom_client, clock).run_once())
+    # The fake records calls in a list: nothing to await but the next look.
+    while not fake_wecom.calls_to(TASK):  # noqa: ASYNC110 - the collector read it: unsent
+        await asyncio.sleep(0.005)
+    fake_wecom.confirm_mass(msgid)  # ... and now the member sends it
+
+    report = await asyncio.wait_for(collecting, timeout=10)
+
+    assert len(fake_wecom.calls_to(CANCEL)) == 1
+    assert report.settled == {MassStatus.SENT: 2}
+    assert await fates(db, row_id) == {"wmAlice": MassStatus.SENT, "wmBob": MassStatus.SENT}
