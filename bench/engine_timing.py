@@ -1,8 +1,9 @@
-"""Counting and timing for ``bench.engine``: steps, seconds, per-step latencies, peak RSS."""
+"""Counting and timing for the benchmarks: steps, seconds, latency percentiles, peak RSS."""
 
 from __future__ import annotations
 
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -25,10 +26,7 @@ class Timing:
         self.latencies.append(latency)
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return 0.0
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies, q)
 
     def line(self, label: str) -> str:
         return (
@@ -36,6 +34,14 @@ class Timing:
             f"   step p50 {self.percentile(0.5) * 1000:6.2f} ms"
             f"  p99 {self.percentile(0.99) * 1000:6.2f} ms"
         )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank); 0 when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def peak_rss_mib() -> float:

@@ -33,6 +33,7 @@ from typing import cast
 from aiohttp import web
 
 from bench.common import postgres_available, run, scratch_postgres
+from bench.engine_timing import percentile
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.callback.samples import SignedRequest, customer_added_xml, sign_wecom
@@ -147,8 +148,7 @@ class DriveResult:
         return self.accepted / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies, q)
 
 
 class _Connection(asyncio.Protocol):

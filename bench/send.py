@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from bench.common import postgres_available, run, scratch_postgres
+from bench.engine_timing import peak_rss_mib, percentile
 from bot.channels import AppMessageChannel
 from bot.wecom import WecomClient
 from sop.clock import SystemClock
@@ -90,10 +90,7 @@ class Timing:
         return self.cpu / self.done * 1e6 if self.done else 0.0
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return 0.0
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies, q)
 
     def line(self, label: str) -> str:
         return (
@@ -124,10 +121,6 @@ class TimedChannel:
             return await self._inner.send(message)
         finally:
             self._timing.latencies.append(time.perf_counter() - started)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the sender -------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ One pass (:meth:`MassResultCollector.run_once`), per due job (``next_poll_at`` p
 A job whose campaign run was cancelled (``withdraw_requested_at``, due at once) is withdrawn
 if the staff member has not sent it yet: ``cancel_groupmsg_send`` (once: ``cancelled_at``) and
 the pending recipients become ``withdrawn`` (the task is read once more after the cancel: a
-member who sent it in between keeps what they sent). If they had sent it, the results are read as in
-step 2: what was sent stays sent. A refused cancel is the poll's error, retried later.
+member who sent it in between keeps what they sent). If they had sent it, the results are
+read as in step 2: what was sent stays sent. A refused cancel is the poll's error, retried
+later.
 
 When the results cannot be read (errors past the horizon plus ``grace``), the pending
 recipients become ``failed`` with the error. Every settled recipient lands on its customer's

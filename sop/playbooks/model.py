@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from sop.audience.model import Audience, Duration, Names, Strict
 from sop.playbooks.durations import (
@@ -57,6 +57,20 @@ def _local_datetime(value: Any) -> Any:
 
 Clock = Annotated[time, BeforeValidator(_clock)]
 LocalDateTime = Annotated[datetime, BeforeValidator(_local_datetime)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai"
+        ) from None
+    return value
+
+
+#: An IANA time zone name (playbooks' and campaigns' ``timezone``).
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 # --- trigger ---------------------------------------------------------------------------
 
@@ -345,7 +359,7 @@ class Playbook(Strict):
     enabled: bool = True
     #: Marketing playbooks skip opted-out customers and count against the frequency cap.
     marketing: bool = True
-    timezone: str | None = None
+    timezone: ZoneName | None = None
     quiet_hours: QuietHours | None = None
     catch_up: Annotated[
         CatchUp, BeforeValidator(lambda v: _policy(v, {"run": None, "skip": SKIP_GRACE}))
@@ -359,18 +373,6 @@ class Playbook(Strict):
     exit: ExitCriteria = ExitCriteria()
     goal: Goal | None = None
     steps: list[Step] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai"
-                ) from None
-        return value
 
     def step_id(self, index: int) -> str:
         """A step's id: its ``id``, or its 1-based position."""
