@@ -5,10 +5,15 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId, UTCDateTime, str_enum
+
+#: How many lanes the inbox is split into. A callback's lane follows from the customer, group or
+#: member it is about, so rows of one lane are processed in arrival order by one processor at a
+#: time while other lanes go to other processes. Changing it re-homes pending rows: drain first.
+LANES = 64
 
 
 class InboxState(enum.StrEnum):
@@ -22,7 +27,8 @@ class InboxRow(Base):
 
     ``source`` names where it came from (``wecom:<app>``, ``aibot:<bot>``, ``mp:<account>``,
     later ``archive:<corp>``) so the processor can pick the parser; ``payload`` is the
-    decrypted body exactly as received.
+    decrypted body exactly as received. ``lane`` (0 to ``LANES - 1``) is derived from the
+    payload's subject when the row is written.
     """
 
     __tablename__ = "inbox"
@@ -36,5 +42,6 @@ class InboxRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[InboxState] = mapped_column(str_enum(InboxState), default=InboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
+    lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
