@@ -2,7 +2,9 @@
 ``idle_seconds`` have passed; a failing pass is logged and tried again after the idle wait.
 
 The engine, the sender, the mass-result collector and the transfer poller all run this way
-(the composition root, ``bot/server.py``, sets ``wake`` when there is work for them).
+(the composition root, ``bot/server.py``, sets ``wake`` when there is work for them). A pass
+that failed for a transient database reason (a deadlock, a restart: :mod:`store.transient`) is
+logged in one line, without a traceback: the next pass is the retry.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
+from store.transient import describe, is_transient
 
 
 async def run_until_stopped(
@@ -26,8 +30,11 @@ async def run_until_stopped(
     while not stopping.is_set():
         try:
             await one_pass()
-        except Exception:
-            log.exception("%s pass failed; trying again shortly", what)
+        except Exception as error:
+            if is_transient(error):
+                log.warning("%s pass interrupted: %s; trying again shortly", what, describe(error))
+            else:
+                log.exception("%s pass failed; trying again shortly", what)
         wake.clear()
         await idle(wake, stopping, idle_seconds)
 

@@ -67,5 +67,15 @@ async def db(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator
 
 
 @pytest.fixture
+async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
+    """The session's PostgreSQL database, emptied, for tests that only make sense there."""
+    database = await open_database("postgres", postgres_url)
+    try:
+        yield database
+    finally:
+        await database.engine.dispose()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
