@@ -55,8 +55,10 @@ from sop.rendering import Renderer
 from sop.staff.departure import subscribe_departures
 from sop.tasks.service import TaskSystem, wire_tasks
 from store.db import create_engine, is_sqlite, session_factory
+from store.lane_leases import lane_source
 from store.migrate import current_revision, head_revision, upgrade
 from store.models import InboxRow
+from store.models.inbox import LANES
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,32 @@ def engine_parts(  # noqa: PLR0913, PLR0917 - the composition root's wiring
     return sop_engine, scheduler, campaigns
 
 
+def inbox_processor(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    clock: Clock,
+    *,
+    wakes: tuple[asyncio.Event, ...],
+) -> InboxProcessor:
+    """The processor of the lanes this process owns; after a batch it sets ``wakes``: a batch
+    may have queued refreshes, outbox rows (welcome codes live 20 s) and enrollments whose
+    first step is due now."""
+
+    def after_batch() -> None:
+        for wake in wakes:
+            wake.set()
+
+    return InboxProcessor(
+        sessions,
+        build_router(),
+        bus,
+        clock,
+        after_batch=after_batch,
+        lanes=lane_source(engine, LANES),
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     config: Config, *, clock: Clock | None = None, bus: EventBus | None = None
@@ -198,6 +226,7 @@ async def open_runtime(
     clock = clock or SystemClock()
     engine = create_engine(config.database_url)
     http = aiohttp.ClientSession()
+    processor: InboxProcessor | None = None
     try:
         await prepare_database(engine, config.database_url)
         sessions = session_factory(engine)
@@ -206,14 +235,9 @@ async def open_runtime(
         writer = InboxWriter(sessions, clock, on_new_rows=inbox_wake.set)
         send_wake, engine_wake = asyncio.Event(), asyncio.Event()
 
-        def after_batch() -> None:
-            # A batch may have queued refreshes, outbox rows (welcome codes live 20 s) and
-            # enrollments whose first step is due now.
-            refresh_wake.set()
-            send_wake.set()
-            engine_wake.set()
-
-        processor = InboxProcessor(sessions, build_router(), bus, clock, after_batch=after_batch)
+        processor = inbox_processor(
+            engine, sessions, bus, clock, wakes=(refresh_wake, send_wake, engine_wake)
+        )
         refresher = mass_results = leaders = None
         transfers: TransferPoller | None = None
         channels: list[Channel] = mp_channels(config, sessions, clock, http)
@@ -304,6 +328,8 @@ async def open_runtime(
         )
         yield runtime
     finally:
+        if processor is not None:
+            await processor.lanes.close()
         await http.close()
         await engine.dispose()
 

@@ -1,10 +1,16 @@
 """The inbox processor: pending rows, in arrival order, through parse -> router -> handlers.
 
-A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several processors share the inbox; SQLite has a single writer). Each row runs in its own
-SAVEPOINT: a row whose handler fails is rolled back alone, with everything its subscribers
-wrote, and marked ``failed`` with its error, while the rest of the batch commits. A row is
-marked done in the same transaction as its effects, so it can never be processed twice.
+A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). Each
+row runs in its own SAVEPOINT: a row whose handler fails is rolled back alone, with everything
+its subscribers wrote, and marked ``failed`` with its error, while the rest of the batch
+commits. A row is marked done in the same transaction as its effects, so it can never be
+processed twice.
+
+Several processes share the inbox by lanes (:mod:`store.lane_leases`): a processor claims only
+rows of the lanes it owns, and a customer's, group's or member's callbacks all share one lane,
+so they are processed in arrival order even with many processors. A transient database error
+(a deadlock, a lost connection: :mod:`store.transient`) rolls back the whole batch, which is
+tried again: it never marks a row failed, and the lane keeps its order.
 """
 
 from __future__ import annotations
@@ -16,15 +22,18 @@ from datetime import datetime
 from functools import partial
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
 from bot.processing.parse import parse_payload
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
+from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
+from store.transient import is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,23 @@ _FINISH = (
 )
 
 
+def _claim_statement(limit: int, *, by_lane: bool) -> Select[int, str, str, str, datetime]:
+    claim = select(
+        InboxRow.id,
+        InboxRow.source,
+        InboxRow.content_type,
+        InboxRow.payload,
+        InboxRow.received_at,
+    ).where(InboxRow.state == InboxState.PENDING)
+    if by_lane:
+        claim = claim.where(InboxRow.lane.in_(bindparam("lanes", expanding=True)))
+    return claim.order_by(InboxRow.id).limit(limit).with_for_update(skip_locked=True)
+
+
+class TransientRowError(Exception):
+    """A row met a transient database error: the batch is rolled back and tried again."""
+
+
 def describe_error(exc: BaseException) -> str:
     """``Type: message``, the way an operator reads it on a failed row."""
     text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
@@ -74,8 +100,10 @@ class InboxProcessor:
         batch_size: int = 100,
         poll_interval: float = POLL_INTERVAL,
         after_batch: Callable[[], None] | None = None,
+        lanes: LaneSource | None = None,
     ) -> None:
-        """``after_batch`` runs after a pass that took rows (the server wakes the refresher)."""
+        """``after_batch`` runs after a pass that took rows (the server wakes the refresher);
+        ``lanes`` says which lanes this process owns (every lane when not given)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._sessions = sessions
@@ -85,30 +113,38 @@ class InboxProcessor:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._after_batch = after_batch
+        self.lanes: LaneSource = lanes or AllLanes()
+        self._claim_all = _claim_statement(batch_size, by_lane=False)
+        self._claim_lanes = _claim_statement(batch_size, by_lane=True)
 
     async def run_once(self) -> int:
-        """Process one batch of pending rows; returns how many rows were taken (done or failed)."""
+        """Process one batch of pending rows; returns how many rows were taken (done or failed).
+
+        A batch that meets a transient database error is rolled back and run again.
+        """
+        lanes = await self.lanes.current()
+        if lanes is not None and not lanes:
+            return 0
+        return await retry_transient(lambda: self._batch(lanes), what="inbox processing", log=log)
+
+    async def _batch(self, lanes: frozenset[int] | None) -> int:
         async with self._sessions() as session, session.begin():
-            claim = (
-                select(
-                    InboxRow.id,
-                    InboxRow.source,
-                    InboxRow.content_type,
-                    InboxRow.payload,
-                    InboxRow.received_at,
-                )
-                .where(InboxRow.state == InboxState.PENDING)
-                .order_by(InboxRow.id)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            rows = (await session.execute(claim)).all()
+            if lanes is None:
+                result = await session.execute(self._claim_all)
+            else:
+                result = await session.execute(self._claim_lanes, {"lanes": sorted(lanes)})
+            rows = result.all()
+            refreshes = refresh_queue.defer_refreshes(session)
             for row in rows:
-                await self._process(session, _Claimed(*row))
+                await self._process(session, _Claimed._make(row), refreshes)
+            await refreshes.flush(session)
         return len(rows)
 
-    async def _process(self, session: AsyncSession, row: _Claimed) -> None:
+    async def _process(
+        self, session: AsyncSession, row: _Claimed, refreshes: refresh_queue.DeferredRefreshes
+    ) -> None:
         row_id, source = row.id, row.source
+        mark = refreshes.mark()
         try:
             async with session.begin_nested():
                 message = parse_payload(source, row.content_type, row.payload)
@@ -123,6 +159,9 @@ class InboxProcessor:
                 await self._router.dispatch(context, message)
                 await self._finish(session, row_id, InboxState.DONE, None)
         except Exception as exc:
+            if is_transient(exc):
+                raise TransientRowError(f"inbox row {row_id}: {exc}") from exc
+            refreshes.rollback_to(mark)
             error = describe_error(exc)
             log.warning("inbox row %s (%s) failed: %s", row_id, source, error, exc_info=exc)
             await self._finish(session, row_id, InboxState.FAILED, error)

@@ -9,7 +9,7 @@ does the fetching.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Executable, Table, and_, bindparam, case
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,11 +39,57 @@ async def request_refresh(
     if kind not in KINDS:
         raise ValueError(f"unknown refresh kind {kind!r}: use one of {', '.join(KINDS)}")
     now = clock.now()
-    due = now + timedelta(seconds=delay)
-    await session.execute(
-        _upsert_statement(session),
-        {"kind": kind, "key": key, "due": due, "now": now},
-    )
+    params = {"kind": kind, "key": key, "due": now + timedelta(seconds=delay), "now": now}
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, DeferredRefreshes):
+        deferred.add(params)
+        return
+    await session.execute(_upsert_statement(session), params)
+
+
+_DEFERRED = "scrm.refresh_queue.deferred"
+
+
+class DeferredRefreshes:
+    """The refresh requests of a transaction, written together at its end in (kind, key) order.
+
+    Every event about a staff member asks for that member's refresh, so processors on several
+    processes upsert the same few ``refresh_requests`` rows all the time; written as they come,
+    two batches lock them in opposite orders and deadlock. Written last and sorted, they never
+    do, and a burst about one object is one upsert. :meth:`mark` and :meth:`rollback_to` drop
+    the requests of a row whose SAVEPOINT was rolled back.
+    """
+
+    def __init__(self) -> None:
+        self._requests: list[dict[str, Any]] = []
+
+    def add(self, params: dict[str, Any]) -> None:
+        self._requests.append(params)
+
+    def mark(self) -> int:
+        return len(self._requests)
+
+    def rollback_to(self, mark: int) -> None:
+        del self._requests[mark:]
+
+    async def flush(self, session: AsyncSession) -> None:
+        earliest: dict[tuple[str, str], dict[str, Any]] = {}
+        for request in self._requests:
+            key = (request["kind"], request["key"])
+            known = earliest.get(key)
+            if known is None or request["due"] < known["due"]:
+                earliest[key] = request
+        self._requests.clear()
+        if earliest:
+            rows = [earliest[key] for key in sorted(earliest)]
+            await session.execute(_upsert_statement(session), rows)
+
+
+def defer_refreshes(session: AsyncSession) -> DeferredRefreshes:
+    """Collect ``session``'s refresh requests until :meth:`DeferredRefreshes.flush`."""
+    deferred = DeferredRefreshes()
+    session.info[_DEFERRED] = deferred
+    return deferred
 
 
 _UPSERTS: dict[str, Executable] = {}
