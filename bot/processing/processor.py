@@ -33,7 +33,7 @@ from sop.clock import Clock
 from sop.events import EventBus
 from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
-from store.transient import is_transient, retry_transient
+from store.transient import describe, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,17 @@ class InboxProcessor:
             wake.clear()
             try:
                 taken = await self.run_once()
-            except Exception:
-                log.exception("inbox processing pass failed; retrying in %ss", self._poll_interval)
+            except Exception as error:
+                if is_transient(error):
+                    log.warning(
+                        "inbox processing interrupted: %s; retrying in %ss",
+                        describe(error),
+                        self._poll_interval,
+                    )
+                else:
+                    log.exception(
+                        "inbox processing pass failed; retrying in %ss", self._poll_interval
+                    )
                 taken = 0
             if taken and self._after_batch is not None:
                 self._after_batch()

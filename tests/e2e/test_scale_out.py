@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 from sqlalchemy import func, select
 
@@ -268,3 +269,64 @@ async def check(url: str, fake: FakeWecom, platform: Platform, logs: str) -> Non
     cards = Counter(d.to for d in fake.outbound.deliveries if d.api == "message/send")
     nudged = Counter(staff_of(n) for n in range(CUSTOMERS))
     assert all(cards[staff] >= count for staff, count in nudged.items()), (cards, nudged)
+
+
+async def terminate_connections(url: str) -> int:
+    """What a PostgreSQL restart does to a server's connections: every one of them ends."""
+    name = url.rpartition("/")[2]
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        killed = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+    finally:
+        await conn.close()
+    return len(killed)
+
+
+async def test_a_worker_recovers_from_lost_database_connections(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    del postgres_url
+    rng = random.Random(5)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "onboarding.yaml").write_text(PLAYBOOK, encoding="utf-8")
+    async with (
+        scratch_database("scrm_outage") as url,
+        running_fake_wecom() as fake,
+        aiohttp.ClientSession() as http,
+    ):
+        for n in range(STAFF):
+            fake.add_staff(staff_of(n), f"员工{n}")
+        for g in range(GROUPS):
+            fake.add_group(f"wrScaleGroup{g:03d}", f"群{g}", owner=staff_of(g))
+        config = write_config(
+            tmp_path,
+            database_url=url,
+            corp_id=fake.corp_id,
+            api_base_url=fake.base_url,
+            playbooks=playbooks,
+        )
+        all_journeys = journeys(fake, rng)
+        with cluster(tmp_path, config, ("all",)) as running:
+            await running.start(http)
+            platform = Platform(running, http, fake.corp_id, rng=rng, duplicate_share=0)
+            outages: list[int] = []
+
+            async def outage_every(seconds: float) -> None:
+                while True:
+                    await asyncio.sleep(seconds)
+                    outages.append(await terminate_connections(url))
+
+            breaker = asyncio.ensure_future(outage_every(0.5))
+            tasks = [asyncio.ensure_future(run_journey(platform, fake, j)) for j in all_journeys]
+            await asyncio.gather(*tasks)
+            await asyncio.sleep(3)  # and while the backlog is worked off
+            breaker.cancel()
+            await drained(url, within=120, cluster=running)
+            assert sum(1 for killed in outages if killed) >= 5
+            assert await running.stop() == [0], running.logs()
+        await check(url, fake, platform, running.logs())
