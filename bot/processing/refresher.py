@@ -27,6 +27,7 @@ from bot.wecom.errors import WecomApiError
 from sop.clock import Clock
 from sop.events import EventBus
 from store.models import RefreshRequest
+from store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,11 @@ class Refresher:
                     f"(known: {', '.join(sorted(SYNCS))})"
                 )
             result = await sync.fetch(self._directory, request.key)
-            await self._apply(request, sync, result)
+            await retry_transient(
+                lambda: self._apply(request, sync, result),
+                what=f"refresh {request.kind} {request.key}",
+                log=log,
+            )
         except Exception as exc:
             if is_not_found(exc):
                 log.info("refresh %s %s: gone (%s); dropped", request.kind, request.key, exc)
