@@ -48,10 +48,11 @@ _COLUMNS = (
     "payload",
     "received_at",
     "lane",
+    "priority",
     "state",
     "attempts",
 )
-_ROWS_PER_STATEMENT = 100  # 800 parameters: under SQLite's oldest limit of 999
+_ROWS_PER_STATEMENT = 100  # 900 parameters: under SQLite's oldest limit of 999
 
 
 class BatchInsert(Protocol):
@@ -126,7 +127,7 @@ class _SqliteBatch:
     def _statement(self, count: int) -> str:
         sql = self._sql.get(count)
         if sql is None:
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
             sql = (
                 f"INSERT INTO {_TABLE.name} ({', '.join(_COLUMNS)}) VALUES {values} "
                 "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
@@ -151,6 +152,7 @@ class _SqliteBatch:
                     row["payload"],
                     received,
                     row.get("lane", 0),
+                    row.get("priority", 0),
                     pending,
                     0,
                 )

@@ -94,7 +94,14 @@ class InboxWriter:
             await insert.close()
 
     async def accept(
-        self, source: str, dedupe_key: str, content_type: str, payload: str, lane: int = 0
+        self,
+        source: str,
+        dedupe_key: str,
+        content_type: str,
+        payload: str,
+        *,
+        lane: int = 0,
+        priority: int = 0,
     ) -> bool:
         """Store one callback in ``lane``; True if it is new, False if the inbox already had it.
 
@@ -110,6 +117,7 @@ class InboxWriter:
             "payload": payload,
             "received_at": self._clock.now(),
             "lane": lane,
+            "priority": priority,
         }
         pending = _Pending(row, asyncio.get_running_loop().create_future())
         self._queue.append(pending)

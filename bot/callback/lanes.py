@@ -23,6 +23,20 @@ _XML_SUBJECTS = ("ExternalUserID", "ChatId", "UserID", "FromUserName")
 _CDATA_OPEN, _CDATA_CLOSE = "<![CDATA[", "]]>"
 
 
+#: Contact events (a customer added, changed or removed) go first: the welcome message, whose
+#: code the platform honours for 20 seconds, waits on the add.
+URGENT, ROUTINE = 1, 0
+_URGENT_MARK = "change_external_contact"
+
+
+def priority_of(content_type: str, payload: str) -> int:
+    """``URGENT`` for a customer's contact events, else ``ROUTINE``.
+
+    All of one customer's contact events share a priority, so their order is kept.
+    """
+    return URGENT if content_type == "xml" and _URGENT_MARK in payload else ROUTINE
+
+
 def lane_of(content_type: str, payload: str) -> int:
     """The lane (0 to ``LANES - 1``) of a decrypted callback."""
     subject = _json_subject(payload) if content_type == "json" else _xml_subject(payload)

@@ -8,7 +8,9 @@ processed twice.
 
 Several processes share the inbox by lanes (:mod:`store.lane_leases`): a processor claims only
 rows of the lanes it owns, and a customer's, group's or member's callbacks all share one lane,
-so they are processed in arrival order even with many processors. A transient database error
+so they are processed in arrival order even with many processors. Urgent rows (a customer's
+contact events: the welcome waits on them) are taken before routine ones, which keeps the
+order of each subject's rows since they share a priority. A transient database error
 (a deadlock, a lost connection: :mod:`store.transient`) rolls back the whole batch, which is
 tried again: it never marks a row failed, and the lane keeps its order.
 """
@@ -76,7 +78,11 @@ def _claim_statement(limit: int, *, by_lane: bool) -> Select[int, str, str, str,
     ).where(InboxRow.state == InboxState.PENDING)
     if by_lane:
         claim = claim.where(InboxRow.lane.in_(bindparam("lanes", expanding=True)))
-    return claim.order_by(InboxRow.id).limit(limit).with_for_update(skip_locked=True)
+    return (
+        claim.order_by(InboxRow.priority.desc(), InboxRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class TransientRowError(Exception):

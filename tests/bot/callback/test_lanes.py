@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 from bot.callback import samples
-from bot.callback.lanes import lane_of
+from bot.callback.lanes import ROUTINE, URGENT, lane_of, priority_of
 from store.models.inbox import LANES
 
 CORP = "ww0corp"
@@ -68,3 +68,21 @@ def test_a_payload_without_a_subject_is_lane_zero() -> None:
     assert lane_of("xml", "<xml><MsgType>event</MsgType></xml>") == 0
     assert lane_of("json", '{"msgtype": "stream"}') == 0
     assert lane_of("xml", "<xml><ChatId>unterminated") == 0
+
+
+def test_contact_events_are_urgent_and_the_rest_routine() -> None:
+    added = samples.customer_added_xml(
+        corp_id=CORP,
+        user_id="zhangsan",
+        external_user_id="wmAlice",
+        state="expo2026",
+        welcome_code="W1",
+        create_time=1,
+    )
+    joined = samples.group_join_xml(
+        corp_id=CORP, chat_id="wrGroup1", member_ids=["wmAlice"], create_time=1
+    )
+    mention = samples.aibot_text_json(msg_id="m1", aibot_id="b", user_id="lisi", content="hi")
+    assert priority_of("xml", added) == URGENT
+    assert priority_of("xml", joined) == ROUTINE
+    assert priority_of("json", mention) == ROUTINE
