@@ -110,6 +110,8 @@ class Verdict(enum.StrEnum):
     SENT = "sent"
     #: It never got it: safe to send again, so the row is ``pending`` again.
     NOT_SENT = "not_sent"
+    #: It refuses it (and so refused the first try too): the row is ``failed``.
+    FAILED = "failed"
     #: It cannot tell (any more): the row stays ``uncertain`` for a person.
     UNKNOWN = "unknown"
     #: The check itself failed (busy, unreachable): ask again later.

@@ -9,6 +9,7 @@ come:
 - ``sent``: the platform has it; the row is ``sent`` (and lands on the timeline), the
   platform's answer kept in ``platform_ids["settled"]``;
 - ``not sent``: the platform never got it; the row is ``pending`` again and goes out;
+- ``failed``: the platform refuses it, as it refused the first try; the row is ``failed``;
 - ``unknown``: the platform cannot tell; the row stays ``uncertain`` with the reason and
   ``settle_at`` cleared: a person checks, then ``scrm outbox resend``;
 - ``retry``: the question itself failed; asked again later (half the row's age, 5 s to 1 h).
@@ -86,7 +87,7 @@ _TAKE = (
 _LEASE = {
     postgres: update(OUTBOX)
     .where(ids_in("ids", postgres=postgres))
-    .values(settle_at=bindparam("lease_until"))
+    .values(settle_at=bindparam("b_lease_until"))
     for postgres in (False, True)
 }
 _WRITE = (
@@ -124,7 +125,7 @@ async def take_unsettled(
     if rows:
         ids = [row.message.id for row in rows]
         statement = _LEASE[is_postgres(connection)]
-        await connection.execute(statement, {"ids": ids, "lease_until": lease_until})
+        await connection.execute(statement, {"ids": ids, "b_lease_until": lease_until})
     return rows
 
 
@@ -184,6 +185,14 @@ def _values(item: Answered, now: datetime) -> dict[str, Any]:
             "settle_at": None,
             "last_errcode": settlement.errcode,
             "last_error": f"not delivered, sending again: {reason}",
+            "updated_at": now,
+        }
+    if verdict is Verdict.FAILED:
+        return {
+            "state": OutboxState.FAILED,
+            "settle_at": None,
+            "last_errcode": settlement.errcode,
+            "last_error": reason,
             "updated_at": now,
         }
     if verdict is Verdict.UNKNOWN:
