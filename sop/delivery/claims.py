@@ -7,8 +7,8 @@ never attempted simply goes back to ``pending``; only an attempted one may have 
 platform, and only an attempted customer message becomes ``uncertain``.
 
 Rows whose window closes soon (a welcome code lives 20 seconds) are claimed first, ahead of
-any backlog: one small indexed query (``ix_outbox_state_expires_at``) before the claim by
-``due_at``.
+any backlog: one small query on a partial index (``ix_outbox_pending_expires_at``: pending
+rows with a window, so the bulk never touches it) before the claim by ``due_at``.
 
 On PostgreSQL several senders claim side by side: ``FOR UPDATE SKIP LOCKED`` gives each one
 rows the others are not taking. On SQLite the transaction begins ``IMMEDIATE`` (see
@@ -18,12 +18,25 @@ Everything here is Core, a statement per kind of change rather than one per row.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, any_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    TextualSelect,
+    Update,
+    any_,
+    bindparam,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +54,7 @@ SETTLING_AFTER_CRASH = (
 
 OUTBOX = OutboxRow.metadata.tables[OutboxRow.__tablename__]
 _C = OUTBOX.c
+URGENT_INDEX = "ix_outbox_pending_expires_at"
 #: One row's new values, by primary key (``b_id``): executemany, one statement per kind.
 _BY_ID = update(OUTBOX).where(_C.id == bindparam("b_id"))
 _CLAIM_COLUMNS = (
@@ -161,21 +175,50 @@ async def recover_lapsed(
 
 def _claim(*, urgent: bool) -> Select[Any]:
     due = (
-        _C.state == OutboxState.PENDING,
         _C.due_at <= bindparam("now"),
         _C.channel.in_(bindparam("channels", expanding=True)),
     )
     if urgent:
-        query = select(*_CLAIM_COLUMNS).where(*due, _C.expires_at <= bindparam("soon"))
+        # The state as a literal and expires_at set: the partial index's own predicate, so
+        # the planner (and a prepared statement's generic plan) can use it.
+        pending = _C.state == literal_column("'pending'")
+        window = (_C.expires_at.is_not(None), _C.expires_at <= bindparam("soon"))
+        query = select(*_CLAIM_COLUMNS).where(pending, *due, *window)
         query = query.order_by(_C.expires_at, _C.id)
     else:
         later = or_(_C.expires_at.is_(None), _C.expires_at > bindparam("soon"))
-        query = select(*_CLAIM_COLUMNS).where(*due, later).order_by(_C.due_at, _C.id)
+        query = select(*_CLAIM_COLUMNS).where(_C.state == OutboxState.PENDING, *due, later)
+        query = query.order_by(_C.due_at, _C.id)
     return query.limit(bindparam("limit")).with_for_update(skip_locked=True)
 
 
+def _sqlite_urgent() -> TextualSelect:
+    """The urgent claim for SQLite, naming its index: without statistics SQLite would rather
+    walk ``(state, due_at)``, that is all of a backlog. (No row lock to take: the claim's
+    ``BEGIN IMMEDIATE`` made it the only writer.)"""
+    columns = ", ".join(column.name for column in _CLAIM_COLUMNS)
+    when = _C.due_at.type
+    return (
+        text(
+            f"SELECT {columns} FROM outbox INDEXED BY {URGENT_INDEX}"
+            " WHERE state = 'pending' AND due_at <= :now AND channel IN :channels"
+            " AND expires_at IS NOT NULL AND expires_at <= :soon"
+            " ORDER BY expires_at, id LIMIT :limit"
+        )
+        .bindparams(
+            bindparam("now", type_=when),
+            bindparam("soon", type_=when),
+            bindparam("channels", expanding=True),
+        )
+        .columns(*_CLAIM_COLUMNS)
+    )
+
+
 #: The claims, built once: a statement object caches its compiled form and cache key.
-_CLAIM_URGENT = _claim(urgent=True)
+_CLAIM_URGENT: dict[str, Executable] = {
+    "postgresql": _claim(urgent=True),
+    "sqlite": _sqlite_urgent(),
+}
 _CLAIM = _claim(urgent=False)
 
 
@@ -207,7 +250,8 @@ async def claim_due(
     writes when it is made), so the sender builds it once.
     """
     params = {"now": now, "channels": list(channels), "soon": now + urgent_within}
-    urgent = _messages(await connection.execute(_CLAIM_URGENT, params | {"limit": limit}))
+    urgent_claim = _CLAIM_URGENT["postgresql" if is_postgres(connection) else "sqlite"]
+    urgent = _messages(await connection.execute(urgent_claim, params | {"limit": limit}))
     rest: list[OutboxMessage] = []
     if regular and len(urgent) < limit:
         left = limit - len(urgent)
@@ -264,7 +308,7 @@ def _release(postgres: bool) -> Update:
             ids_in("ids", postgres=postgres),
             _C.state == OutboxState.SENDING,
             _C.attempted_at.is_(None),
-            _C.lease_until == bindparam("lease"),
+            _C.lease_until.in_(bindparam("leases", expanding=True)),
         )
         .values(state=OutboxState.PENDING, lease_until=None)
     )
@@ -285,11 +329,12 @@ async def take(
         )
 
 
-async def release(connection: AsyncConnection, held: Iterable[tuple[datetime, list[int]]]) -> None:
+async def release(
+    connection: AsyncConnection, ids: Sequence[int], leases: Sequence[datetime]
+) -> None:
     """Claimed rows this sender will not attempt after all (it is stopping) go back to
-    ``pending`` at once; ``held`` pairs each claim's lease with its row ids, so a row whose
+    ``pending`` at once; only rows still under one of its claims' ``leases``, so a row whose
     lease lapsed and that another sender took meanwhile is left alone."""
-    statement = _RELEASE[is_postgres(connection)]
-    for lease, ids in held:
-        if ids:
-            await connection.execute(statement, {"ids": ids, "lease": lease})
+    if ids and leases:
+        statement = _RELEASE[is_postgres(connection)]
+        await connection.execute(statement, {"ids": list(ids), "leases": list(leases)})

@@ -7,16 +7,16 @@ The window is what bounds the damage of a crash. A claimed row waits in :attr:`q
 most that many customer messages can be ``uncertain`` after a crash; every other claimed row
 goes back to ``pending``.
 
-Three kinds of database work run beside the sends, each on its own connection
-(:class:`~sop.delivery.link.Link`), so none waits for another:
+Two kinds of database work run beside the sends, each on its own connection
+(:class:`~sop.delivery.link.Link`), so neither waits for the other:
 
 - a *claim* (at most one at a time) when the queue runs below half a batch: rows whose lease
   lapsed are recovered and the next batch is claimed; when woken meanwhile, only rows whose
   window closes soon (a welcome code lives 20 seconds and must not wait behind a backlog);
 - a *write* once ``record_every`` sends have finished (or none is left in flight): their
   outcomes are recorded and as many queued rows marked as their slots free, in one round
-  trip. On PostgreSQL two writes may be in flight, so the sends never wait for a commit;
-  each marks only slots that are free even if the other's records never commit.
+  trip. One write at a time: the sends that finish meanwhile go in the next, so the
+  slower the database, the more rows a write carries.
 
 On ``stopping`` the drain claims and marks nothing more, records what is in flight, and
 gives the rows it still holds back at once.
@@ -53,7 +53,6 @@ T = TypeVar("T")
 class _Write:
     finished: list[Finished]
     to_mark: list[OutboxMessage]
-    link: Link
     task: asyncio.Future[Written]
 
 
@@ -80,9 +79,8 @@ class Pipeline:
         # Claim the next batch while half a batch still waits, so the sends never run dry
         # during the claim's round trips; a batch and the one behind it still fit a lease.
         self._refill_below = max(settings.concurrency, settings.batch_size // 2)
-        self._parallel_writes = 2 if engine.dialect.name == "postgresql" else 1
         self.queue: deque[OutboxMessage] = deque()
-        self._leases: dict[int, datetime] = {}
+        self._leases: set[datetime] = set()  # of this drain's claims
         self._attempted = 0  # marked and committed, outcome not yet recorded
         self._marking = 0  # in a write's marks, not committed yet
         self._recording = 0  # finished and in a write, not committed yet
@@ -91,22 +89,21 @@ class Pipeline:
         self._changed = asyncio.Event()
         self._workers: list[asyncio.Future[None]] = []
         self._claim: asyncio.Future[ClaimResult] | None = None
-        self._writes: list[_Write] = []
+        self._write: _Write | None = None
         self._more = True
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             claim_link = await stack.enter_async_context(Link(self._engine, log))
-            write_links = [
-                await stack.enter_async_context(Link(self._engine, log))
-                for _ in range(self._parallel_writes)
-            ]
+            write_link = await stack.enter_async_context(Link(self._engine, log))
             try:
-                await self._loop(claim_link, write_links)
+                await self._loop(claim_link, write_link)
                 if self.queue:
                     await self._release(claim_link)
             finally:
-                pending: list[asyncio.Future[Any]] = [w.task for w in self._writes]
+                pending: list[asyncio.Future[Any]] = []
+                if self._write is not None:
+                    pending.append(self._write.task)
                 if self._claim is not None:
                     pending.append(self._claim)
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -114,7 +111,7 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*self._workers, return_exceptions=True)
 
-    async def _loop(self, claim_link: Link, write_links: list[Link]) -> None:
+    async def _loop(self, claim_link: Link, write_link: Link) -> None:
         while True:
             self._collect()
             stopping = self._stopping()
@@ -122,17 +119,15 @@ class Pipeline:
                 self._more = False
             if self._claim is None and not stopping:
                 self._start_claim(claim_link)
-            while len(self._writes) < len(write_links) and self._start_write(
-                write_links, stopping
-            ):
-                pass
+            if self._write is None:
+                self._start_write(write_link, stopping)
             if self._idle():
                 return
             await self._changed.wait()
             self._changed.clear()
 
     def _idle(self) -> bool:
-        busy = self._attempted or self._marking or self._writes or self._claim is not None
+        busy = self._attempted or self._marking or self._write or self._claim is not None
         return not busy and (not self.queue or self._stopping()) and not self._more
 
     # -- claims ---------------------------------------------------------------------------
@@ -152,8 +147,7 @@ class Pipeline:
     def _claimed(self, got: ClaimResult) -> None:
         got.add_to(self._report)
         claimed = got.claimed
-        for message in claimed.all:
-            self._leases[message.id] = got.lease_until
+        self._leases.add(got.lease_until)
         self.queue.extendleft(reversed(claimed.urgent))
         self.queue.extend(claimed.regular)
         if got.recovered.settle_at is not None:
@@ -163,8 +157,8 @@ class Pipeline:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _start_write(self, links: list[Link], stopping: bool) -> bool:
-        """Start a write if one is worth a round trip now; whether one was started."""
+    def _start_write(self, link: Link, stopping: bool) -> None:
+        """Start a write if one is worth a round trip now."""
         in_use = self._attempted + self._marking
         sending = self._attempted - self._recording - len(self._done)
         done = len(self._done)
@@ -172,7 +166,7 @@ class Pipeline:
         outcomes = done >= self._record_every or (done > 0 and sending == 0)
         marks = bool(self.queue) and free > 0 and free >= min(self._record_every, len(self.queue))
         if not outcomes and not marks:
-            return False
+            return
         sender = self._sender
         now = sender.clock_now()
         finished = sender.decide_all(self._done, now) if outcomes else []
@@ -181,20 +175,17 @@ class Pipeline:
         room = 0 if stopping else free + len(finished)
         to_mark = [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
         if not finished and not to_mark:
-            return False
+            return
         self._recording += len(finished)
         self._marking += len(to_mark)
         ids = [m.id for m in to_mark]
         lease_until = now + sender.settings.lease
-        busy = [w.link for w in self._writes]
-        link = next(link for link in links if link not in busy)
 
         async def writing(connection: AsyncConnection) -> Written:
             return await write_cycle(connection, finished, ids, now=now, lease_until=lease_until)
 
         task = self._track(link.atomic(writing, what="sender"))
-        self._writes.append(_Write(finished, to_mark, link, task))
-        return True
+        self._write = _Write(finished, to_mark, task)
 
     def _written(self, write: _Write, written: Written) -> None:
         report = self._report
@@ -202,7 +193,6 @@ class Pipeline:
         self._attempted -= len(write.finished)
         for item in write.finished:
             row_id = item.message.id
-            self._leases.pop(row_id, None)
             if row_id not in written.recorded:
                 log.warning("outbox row %s changed hands while it was sent", row_id)
                 continue
@@ -213,7 +203,6 @@ class Pipeline:
         self._marking -= len(write.to_mark)
         for message in write.to_mark:
             if message.id not in written.marked:
-                self._leases.pop(message.id, None)
                 log.info("outbox row %s was taken over before its attempt", message.id)
                 continue
             self._attempted += 1
@@ -234,8 +223,8 @@ class Pipeline:
         if self._claim is not None and self._claim.done():
             claim, self._claim = self._claim, None
             self._claimed(claim.result())
-        for write in [w for w in self._writes if w.task.done()]:
-            self._writes.remove(write)
+        if self._write is not None and self._write.task.done():
+            write, self._write = self._write, None
             self._written(write, write.task.result())
 
     async def _work(self) -> None:
@@ -249,14 +238,12 @@ class Pipeline:
                 self._changed.set()
 
     async def _release(self, link: Link) -> None:
-        held: dict[datetime, list[int]] = {}
-        for message in self.queue:
-            held.setdefault(self._leases[message.id], []).append(message.id)
-        groups = list(held.items())
+        ids = [m.id for m in self.queue]
+        leases = sorted(self._leases)
 
         async def releasing(connection: AsyncConnection) -> None:
-            await release(connection, groups)
+            await release(connection, ids, leases)
 
         await link.transaction(releasing, what="sender (releasing claimed rows)")
-        self._report.released += [m.id for m in self.queue]
+        self._report.released += ids
         self.queue.clear()

@@ -110,8 +110,14 @@ _SQLITE_RECORD = (
     "UPDATE outbox SET state = ?, last_errcode = ?, last_error = ?,"
     " platform_ids = coalesce(?, platform_ids), due_at = coalesce(?, due_at),"
     " settle_at = ?, sent_at = coalesce(?, sent_at), lease_until = NULL, updated_at = ?"
-    " WHERE id = ?"
+    " WHERE id = ? AND attempts = ? AND state = 'sending'"
 )
+
+
+class _NotAllOurs(Exception):
+    """Some row of the group changed hands: roll back, and write again knowing which."""
+
+
 _SQLITE_TIMELINE = (
     "INSERT INTO interactions (customer_id, direction, kind, summary, data, source, seq,"
     " occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, 'outbox', 0, ?, ?)"
@@ -134,23 +140,38 @@ def _sqlite(
 ) -> Written:
     """The cycle in one transaction (``BEGIN IMMEDIATE`` here, unless the caller holds one:
     a test's), at the driver level (the write gate of :mod:`store.sqlite_inline` is taken
-    by ``BEGIN`` and given back by ``COMMIT``)."""
+    by ``BEGIN`` and given back by ``COMMIT``).
+
+    The fenced updates' summed row count proves a group was all ours (nearly always); when
+    it was not, the transaction is rolled back and written again after reading which rows
+    still are."""
     own = not connection.in_transaction()
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if own:
-            cursor.execute("BEGIN IMMEDIATE")
-        try:
-            written = _sqlite_statements(
-                connection.dialect, cursor, finished, to_mark, now=now, lease_until=lease_until
-            )
-        except BaseException:
+        for read_first in (False, True) if own else (True,):
             if own:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                written = _sqlite_statements(
+                    connection.dialect,
+                    cursor,
+                    finished,
+                    to_mark,
+                    now=now,
+                    lease_until=lease_until,
+                    read_first=read_first,
+                )
+            except _NotAllOurs:
                 cursor.execute("ROLLBACK")
-            raise
-        if own:
-            cursor.execute("COMMIT")
-        return written
+                continue
+            except BaseException:
+                if own:
+                    cursor.execute("ROLLBACK")
+                raise
+            if own:
+                cursor.execute("COMMIT")
+            return written
+        raise AssertionError("unreachable: the second pass reads first")
     finally:
         cursor.close()
 
@@ -163,6 +184,7 @@ def _sqlite_statements(
     *,
     now: datetime,
     lease_until: datetime,
+    read_first: bool,
 ) -> Written:
     process = OUTBOX.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
@@ -170,12 +192,14 @@ def _sqlite_statements(
     at = stamp(now)
     recorded: set[int] = set()
     if finished:
-        cursor.execute(_SQLITE_OURS, (json.dumps([f.message.id for f in finished]),))
-        current = dict(cursor.fetchall())
+        current: dict[int, int] = {}
+        if read_first:
+            cursor.execute(_SQLITE_OURS, (json.dumps([f.message.id for f in finished]),))
+            current = dict(cursor.fetchall())
         rows = []
         for item in finished:
             message, decision = item.message, item.decision
-            if current.get(message.id) != message.attempts:
+            if read_first and current.get(message.id) != message.attempts:
                 continue
             rows.append(
                 (
@@ -188,11 +212,14 @@ def _sqlite_statements(
                     at if decision.state is OutboxState.SENT else None,
                     at,
                     message.id,
+                    message.attempts,
                 )
             )
             recorded.add(message.id)
         if rows:
             cursor.executemany(_SQLITE_RECORD, rows)
+            if cursor.rowcount != len(rows):
+                raise _NotAllOurs
         entries = _timeline_rows(finished, recorded, now)
         if entries:
             cursor.executemany(

@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId, Json, UTCDateTime, str_enum
@@ -42,6 +42,10 @@ FINAL_STATES = frozenset(
 )
 
 
+#: The rows the sender may claim ahead of the rest (see ``sop.delivery.claims``).
+PENDING_WITH_WINDOW = "state = 'pending' AND expires_at IS NOT NULL"
+
+
 class OutboxRow(Base):
     """One message to send through one channel to one recipient.
 
@@ -60,7 +64,13 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_state_due_at", "state", "due_at"),
-        Index("ix_outbox_state_expires_at", "state", "expires_at"),
+        # Only rows that can be urgent: the bulk (no window) never touches it.
+        Index(
+            "ix_outbox_pending_expires_at",
+            "expires_at",
+            sqlite_where=text(PENDING_WITH_WINDOW),
+            postgresql_where=text(PENDING_WITH_WINDOW),
+        ),
         Index("ix_outbox_customer_id", "customer_id"),
     )
 
