@@ -8,6 +8,7 @@ backoff. :mod:`.writes` records the decisions.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ class Decision:
     errcode: int | None = None
     error: str | None = None
     retry_at: datetime | None = None
-    platform_ids: dict[str, Any] = field(default_factory=dict)
+    platform_ids: Mapping[str, Any] = field(default_factory=dict)
     #: For an uncertain row: when to ask the platform what became of it (None: a person).
     settle_at: datetime | None = None
 
@@ -47,7 +48,7 @@ def decide(
     settle_after: timedelta | None = None,
 ) -> Decision:
     """``settle_after``: the channel can settle uncertain sends, this long after."""
-    ids = dict(result.platform_ids)
+    ids = result.platform_ids  # not copied: nothing changes it
     settle_at = None if settle_after is None else now + settle_after
     if result.outcome is Outcome.UNCERTAIN:
         why = result.error or "the platform's answer leaves the outcome open"
@@ -91,7 +92,7 @@ def on_timeline(message: OutboxMessage, decision: Decision) -> bool:
 def timeline_entry(
     message: OutboxMessage,
     summary: str,
-    platform_ids: dict[str, Any],
+    platform_ids: Mapping[str, Any],
     customer_facing: bool,
     now: datetime,
 ) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def timeline_entry(
             "key": message.key,
             "recipient": message.recipient,
             "payload": dict(message.payload),
-            "platform_ids": platform_ids,
+            "platform_ids": dict(platform_ids),
         },
         "source": "outbox",
         "inbox_id": None,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,11 @@ async def write_cycle(
     if is_postgres(connection):
         return await _postgres(connection, finished, to_mark, now, lease_until)
     return await connection.run_sync(_sqlite, finished, to_mark, now, lease_until)
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict for ``json.dumps`` (channels answer dicts already: no copy then)."""
+    return mapping if isinstance(mapping, dict) else dict(mapping)
 
 
 def _timeline_rows(
@@ -206,7 +211,7 @@ def _sqlite_statements(
                     decision.state.value,
                     decision.errcode,
                     decision.error,
-                    json.dumps(decision.platform_ids) if decision.platform_ids else None,
+                    json.dumps(_plain(decision.platform_ids)) if decision.platform_ids else None,
                     None if decision.retry_at is None else stamp(decision.retry_at),
                     None if decision.settle_at is None else stamp(decision.settle_at),
                     at if decision.state is OutboxState.SENT else None,
@@ -348,7 +353,7 @@ def _pg_values(item: Finished) -> dict[str, Any]:
         "s": decision.state.value,
         "c": decision.errcode,
         "e": decision.error,
-        "p": decision.platform_ids or None,
+        "p": _plain(decision.platform_ids) if decision.platform_ids else None,
         "due": None if decision.retry_at is None else decision.retry_at.isoformat(),
         "settle": None if decision.settle_at is None else decision.settle_at.isoformat(),
     }
