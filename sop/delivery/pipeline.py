@@ -7,7 +7,7 @@ The window is what bounds the damage of a crash. A claimed row waits in :attr:`q
 most that many customer messages can be ``uncertain`` after a crash; every other claimed row
 goes back to ``pending``.
 
-Two kinds of database work run beside the sends, each on its own connection
+Two kinds of database work run beside the sends, on connections of their own
 (:class:`~sop.delivery.link.Link`), so neither waits for the other:
 
 - a *claim* (at most one at a time) when the queue runs below half a batch: rows whose lease
@@ -15,8 +15,9 @@ Two kinds of database work run beside the sends, each on its own connection
   window closes soon (a welcome code lives 20 seconds and must not wait behind a backlog);
 - a *write* once ``record_every`` sends have finished (or none is left in flight): their
   outcomes are recorded and as many queued rows marked as their slots free, in one round
-  trip. One write at a time: the sends that finish meanwhile go in the next, so the
-  slower the database, the more rows a write carries.
+  trip. ``writes_in_flight`` writes may run at once (each on its own connection; on
+  PostgreSQL two, so a slot does not wait for a commit behind another commit); each marks
+  only slots that stay free whatever becomes of the others.
 
 On ``stopping`` the drain claims and marks nothing more, records what is in flight, and
 gives the rows it still holds back at once.
@@ -53,6 +54,7 @@ T = TypeVar("T")
 class _Write:
     finished: list[Finished]
     to_mark: list[OutboxMessage]
+    link: Link
     task: asyncio.Future[Written]
 
 
@@ -79,6 +81,8 @@ class Pipeline:
         # Claim the next batch while half a batch still waits, so the sends never run dry
         # during the claim's round trips; a batch and the one behind it still fit a lease.
         self._refill_below = max(settings.concurrency, settings.batch_size // 2)
+        postgres = engine.dialect.name == "postgresql"
+        self._links = settings.writes_in_flight or (2 if postgres else 1)
         self.queue: deque[OutboxMessage] = deque()
         self._leases: set[datetime] = set()  # of this drain's claims
         self._attempted = 0  # marked and committed, outcome not yet recorded
@@ -89,21 +93,22 @@ class Pipeline:
         self._changed = asyncio.Event()
         self._workers: list[asyncio.Future[None]] = []
         self._claim: asyncio.Future[ClaimResult] | None = None
-        self._write: _Write | None = None
+        self._writes: list[_Write] = []
         self._more = True
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             claim_link = await stack.enter_async_context(Link(self._engine, log))
-            write_link = await stack.enter_async_context(Link(self._engine, log))
+            write_links = [
+                await stack.enter_async_context(Link(self._engine, log))
+                for _ in range(self._links)
+            ]
             try:
-                await self._loop(claim_link, write_link)
+                await self._loop(claim_link, write_links)
                 if self.queue:
                     await self._release(claim_link)
             finally:
-                pending: list[asyncio.Future[Any]] = []
-                if self._write is not None:
-                    pending.append(self._write.task)
+                pending: list[asyncio.Future[Any]] = [w.task for w in self._writes]
                 if self._claim is not None:
                     pending.append(self._claim)
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -111,7 +116,7 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*self._workers, return_exceptions=True)
 
-    async def _loop(self, claim_link: Link, write_link: Link) -> None:
+    async def _loop(self, claim_link: Link, write_links: list[Link]) -> None:
         while True:
             self._collect()
             stopping = self._stopping()
@@ -119,15 +124,16 @@ class Pipeline:
                 self._more = False
             if self._claim is None and not stopping:
                 self._start_claim(claim_link)
-            if self._write is None:
-                self._start_write(write_link, stopping)
+            idle = [link for link in write_links if all(w.link is not link for w in self._writes)]
+            while idle and self._start_write(idle.pop(), stopping):
+                pass
             if self._idle():
                 return
             await self._changed.wait()
             self._changed.clear()
 
     def _idle(self) -> bool:
-        busy = self._attempted or self._marking or self._write or self._claim is not None
+        busy = self._attempted or self._marking or self._writes or self._claim is not None
         return not busy and (not self.queue or self._stopping()) and not self._more
 
     # -- claims ---------------------------------------------------------------------------
@@ -157,8 +163,8 @@ class Pipeline:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _start_write(self, link: Link, stopping: bool) -> None:
-        """Start a write if one is worth a round trip now."""
+    def _start_write(self, link: Link, stopping: bool) -> bool:
+        """Start a write on ``link`` if one is worth a round trip now; whether it was."""
         in_use = self._attempted + self._marking
         sending = self._attempted - self._recording - len(self._done)
         done = len(self._done)
@@ -166,7 +172,7 @@ class Pipeline:
         outcomes = done >= self._record_every or (done > 0 and sending == 0)
         marks = bool(self.queue) and free > 0 and free >= min(self._record_every, len(self.queue))
         if not outcomes and not marks:
-            return
+            return False
         sender = self._sender
         now = sender.clock_now()
         finished = sender.decide_all(self._done, now) if outcomes else []
@@ -175,7 +181,7 @@ class Pipeline:
         room = 0 if stopping else free + len(finished)
         to_mark = [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
         if not finished and not to_mark:
-            return
+            return False
         self._recording += len(finished)
         self._marking += len(to_mark)
         ids = [m.id for m in to_mark]
@@ -185,7 +191,8 @@ class Pipeline:
             return await write_cycle(connection, finished, ids, now=now, lease_until=lease_until)
 
         task = self._track(link.atomic(writing, what="sender"))
-        self._write = _Write(finished, to_mark, task)
+        self._writes.append(_Write(finished, to_mark, link, task))
+        return True
 
     def _written(self, write: _Write, written: Written) -> None:
         report = self._report
@@ -223,8 +230,8 @@ class Pipeline:
         if self._claim is not None and self._claim.done():
             claim, self._claim = self._claim, None
             self._claimed(claim.result())
-        if self._write is not None and self._write.task.done():
-            write, self._write = self._write, None
+        for write in [w for w in self._writes if w.task.done()]:
+            self._writes.remove(write)
             self._written(write, write.task.result())
 
     async def _work(self) -> None:

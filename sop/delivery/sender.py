@@ -77,6 +77,9 @@ class SenderSettings:
     #: Outcomes are written (freeing their slots for new attempts) once this many sends
     #: have finished, or when none is left in flight. None: half the concurrency.
     record_every: int | None = None
+    #: Writes that may be in flight at once. None: 2 on PostgreSQL (a commit waits on the
+    #: server: the next write need not wait behind it), 1 on SQLite (writes run inline).
+    writes_in_flight: int | None = None
     #: Real seconds between looks for uncertain rows to settle when nobody asks sooner.
     settle_every: float = 10.0
 
