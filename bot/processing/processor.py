@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
+from bot.processing.first_staff import create_named_staff
 from bot.processing.parse import parse_payload
 from bot.processing.router import Router
 from sop.clock import Clock
@@ -140,6 +141,9 @@ class InboxProcessor:
             else:
                 result = await session.execute(self._claim_lanes, {"lanes": sorted(lanes)})
             rows = result.all()
+            await create_named_staff(
+                session, ((row.content_type, row.payload) for row in rows), self._clock.now()
+            )
             refreshes = refresh_queue.defer_refreshes(session)
             for row in rows:
                 await self._process(session, _Claimed._make(row), refreshes)
