@@ -134,6 +134,33 @@ def _mark_sending(postgres: bool) -> Update:
 _MARK_SENDING = {postgres: _mark_sending(postgres) for postgres in (False, True)}
 
 
+#: A claimed row that was not sent, put back if it is still ours: pending, due as it was, the
+#: claim's attempt not counted.
+_RELEASE = (
+    update(OUTBOX)
+    .where(
+        _C.id == bindparam("b_id"),
+        _C.state == OutboxState.SENDING,
+        _C.attempts == bindparam("b_attempts"),
+    )
+    .values(
+        state=OutboxState.PENDING,
+        lease_until=None,
+        attempts=_C.attempts - 1,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+async def release(session: AsyncSession, messages: Sequence[OutboxMessage], now: datetime) -> None:
+    """Give back claimed messages that were never handed to a channel (a graceful stop), so
+    another sender takes them at once rather than after the lease (when a customer's row
+    would be marked uncertain although it was never tried)."""
+    if messages:
+        rows = [{"b_id": m.id, "b_attempts": m.attempts, "b_now": now} for m in messages]
+        await session.execute(_RELEASE, rows)
+
+
 async def claim_due(
     session: AsyncSession, now: datetime, channels: Collection[str], limit: int
 ) -> list[OutboxMessage]:

@@ -14,6 +14,9 @@ One pass (:meth:`Sender.run_once`), top to bottom:
    fewer than half a batch wait;
 3. outcomes are written as they arrive, several per transaction (group commit), so a crash
    loses at most the outcomes of the sends in flight: those rows are what step 1 recovers.
+   When ``stopping`` is set, no more rows are claimed, claimed rows not yet handed to a
+   channel are given back (pending, the attempt not counted), and the sends in flight finish
+   and are recorded.
    Each write is fenced (the row is still ``sending`` at our attempt); where the driver
    counts each row an executemany changed (SQLite) that count proves a group was all ours,
    and only a group that was not is rolled back and written again after a fenced read.
@@ -43,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sop.clock import Clock
 from sop.delivery.channel import Channel, OutboxMessage, Outcome, SendResult
-from sop.delivery.claims import claim_due, mark_sending, recover_lapsed, update_each
+from sop.delivery.claims import claim_due, mark_sending, recover_lapsed, release, update_each
 from sop.delivery.outcomes import Finished, NotAllOurs, decide, on_timeline, record
 from sop.delivery.ratelimit import RateLimits
 from sop.delivery.retry import RetryPolicy
@@ -101,13 +104,28 @@ class Sender:
         self._limiter = SharedRateLimiter(self.settings.limits)
         self._rng = rng or random.Random()
         self._resendable = {n for n, c in self._channels.items() if not c.customer_facing}
+        self._stopping = asyncio.Event()
+        self._arrived: asyncio.Event | None = None
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Drain after drain until ``stopping`` is set; idle waits end early on ``wake``."""
         every = self.settings.idle_seconds
-        await run_until_stopped(
-            self.drain, wake, stopping, idle_seconds=every, log=log, what="sender"
-        )
+        self._stopping = stopping
+        watcher = asyncio.ensure_future(self._interrupt_on(stopping))
+        try:
+            await run_until_stopped(
+                self.drain, wake, stopping, idle_seconds=every, log=log, what="sender"
+            )
+        finally:
+            watcher.cancel()
+            self._stopping = asyncio.Event()  # a later run_once (a test, a tool) may send
+
+    async def _interrupt_on(self, stopping: asyncio.Event) -> None:
+        """Wake a pipeline waiting for outcomes when ``stopping`` is set, so it gives back
+        what it has not started sending without waiting for the sends in flight first."""
+        await stopping.wait()
+        if self._arrived is not None:
+            self._arrived.set()
 
     async def run_once(self) -> PassReport:
         """One claim of at most ``batch_size`` rows, sent and recorded."""
@@ -125,7 +143,7 @@ class Sender:
         report = PassReport()
         queue: asyncio.Queue[OutboxMessage] = asyncio.Queue()
         done: list[tuple[OutboxMessage, SendResult]] = []
-        arrived = asyncio.Event()
+        arrived = self._arrived = asyncio.Event()
 
         async def worker() -> None:
             while True:
@@ -140,6 +158,14 @@ class Sender:
         try:
             outstanding, more = 0, True
             while more or outstanding:
+                if self._stopping.is_set():
+                    more = False
+                    unsent = [queue.get_nowait() for _ in range(queue.qsize())]
+                    if unsent:
+                        await self._release(unsent)
+                        outstanding -= len(unsent)
+                    if not outstanding:
+                        break
                 if more and queue.qsize() < refill_below:
                     messages, more = await self._claim(report)
                     more = more and continuous
@@ -153,8 +179,9 @@ class Sender:
                 arrived.clear()
                 chunk = done[:]
                 del done[:]
-                await self._record(chunk, report)
-                outstanding -= len(chunk)
+                if chunk:
+                    await self._record(chunk, report)
+                    outstanding -= len(chunk)
         finally:
             for task in workers:
                 task.cancel()
@@ -211,6 +238,11 @@ class Sender:
         report.expired += len(expired)
         report.deferred += len(deferred)
         return sending, len(rows) >= limit
+
+    async def _release(self, messages: list[OutboxMessage]) -> None:
+        async with self._sessions.begin() as session:
+            await release(session, messages, self._clock.now())
+        log.info("sender stopping: %d claimed message(s) given back unsent", len(messages))
 
     def _nudge(self, row: OutboxMessage, now: datetime) -> datetime | None:
         rush = self.settings.rush
