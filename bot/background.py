@@ -10,6 +10,7 @@ start) takes the work up again: the same path as a killed process, which loses n
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class Background:
         tasks = list(self._tasks.values())
         if not tasks:
             return []
+        began = asyncio.get_running_loop().time()
+        for name, task in self._tasks.items():
+            task.add_done_callback(functools.partial(_stopped, name, began))
         _done, pending = await asyncio.wait(tasks, timeout=max(seconds, 0.0))
         cut = [name for name, task in self._tasks.items() if task in pending]
         for task in pending:
@@ -65,3 +69,8 @@ class Background:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s loop ended with an error", name, exc_info=task.exception())
         return cut
+
+
+def _stopped(name: str, began: float, _task: asyncio.Task[object]) -> None:
+    elapsed = asyncio.get_running_loop().time() - began
+    log.debug("%s loop stopped after %.2f s", name, elapsed)
