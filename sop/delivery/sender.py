@@ -54,6 +54,7 @@ from sop.delivery.rush import RushAvoidance
 from sop.delivery.shared_limits import SharedRateLimiter
 from sop.loops import run_until_stopped
 from store.models import OutboxState
+from store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Sender:
                     if not outstanding:
                         break
                 if more and queue.qsize() < refill_below:
-                    messages, more = await self._claim(report)
+                    messages, more = await self._claim_retrying(report)
                     more = more and continuous
                     for message in messages:
                         queue.put_nowait(message)
@@ -239,9 +240,30 @@ class Sender:
         report.deferred += len(deferred)
         return sending, len(rows) >= limit
 
+    async def _claim_retrying(self, report: PassReport) -> tuple[list[OutboxMessage], bool]:
+        """:meth:`_claim`, run again on a transient database error (its transaction rolled
+        back, so nothing was claimed) rather than failing the pass and the sends in flight."""
+
+        async def attempt() -> tuple[PassReport, list[OutboxMessage], bool]:
+            scratch = PassReport()
+            messages, more = await self._claim(scratch)
+            return scratch, messages, more
+
+        scratch, messages, more = await retry_transient(attempt, what="outbox claim", log=log)
+        report.claimed += scratch.claimed
+        report.deferred += scratch.deferred
+        report.expired += scratch.expired
+        report.recovered_uncertain += scratch.recovered_uncertain
+        report.recovered_resent += scratch.recovered_resent
+        report.outcomes.update(scratch.outcomes)
+        return messages, more
+
     async def _release(self, messages: list[OutboxMessage]) -> None:
-        async with self._sessions.begin() as session:
-            await release(session, messages, self._clock.now())
+        async def attempt() -> None:
+            async with self._sessions.begin() as session:
+                await release(session, messages, self._clock.now())
+
+        await retry_transient(attempt, what="outbox release", log=log)
         log.info("sender stopping: %d claimed message(s) given back unsent", len(messages))
 
     def _nudge(self, row: OutboxMessage, now: datetime) -> datetime | None:
@@ -278,12 +300,18 @@ class Sender:
             # Only a timeline entry shows the summary: most rows never need it.
             summary = channel.summary(message) if on_timeline(message, decision) else ""
             finished.append(Finished(message, decision, summary, channel.customer_facing))
-        try:
-            async with self._sessions.begin() as session:
-                written = await record(session, finished, now=now, all_or_nothing=True)
-        except NotAllOurs:  # rolled back: read which rows are still ours, record those
-            async with self._sessions.begin() as session:
-                written = await record(session, finished, now=now)
+
+        async def write() -> set[int]:
+            try:
+                async with self._sessions.begin() as session:
+                    return await record(session, finished, now=now, all_or_nothing=True)
+            except NotAllOurs:  # rolled back: read which rows are still ours, record those
+                async with self._sessions.begin() as session:
+                    return await record(session, finished, now=now)
+
+        # A lost outcome would leave the row ``sending`` until its lease lapses (a customer's
+        # then uncertain although it was sent): a transient database error is retried.
+        written = await retry_transient(write, what="outbox outcomes", log=log)
         for item in finished:
             if item.message.id not in written:
                 log.warning("outbox row %s changed hands while it was sent", item.message.id)

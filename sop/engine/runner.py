@@ -30,6 +30,7 @@ from sop.engine.steps.base import ContextBuilder, Renderer, Services
 from sop.loops import run_until_stopped
 from sop.rendering import RenderError, build_context
 from sop.settings import SopSettings
+from store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,19 @@ class Engine:
         log.info("engine stopping: %d claimed step(s) given back to the agenda", len(claims))
 
     async def _execute(self, claim: Claim) -> bool:
-        """One row in its own transaction; a step that raises is recorded in another."""
+        """One row in its own transaction; a step that raises is recorded in another. A
+        transient database error (a lost connection, a deadlock) rolled the step back with
+        all its effects: it is run again at once, not recorded as a failed attempt."""
         now = self._clock.now()
-        try:
+
+        async def attempt() -> object:
             async with self._sessions.begin() as session:
-                outcome = await execute(
+                return await execute(
                     session, claim, catalog=self._catalog(), services=self._services, now=now
                 )
+
+        try:
+            outcome = await retry_transient(attempt, what=f"agenda row {claim.id}", log=log)
         except Exception as exc:
             log.exception("agenda row %s (enrollment %s) failed", claim.id, claim.enrollment_id)
             permanent = isinstance(exc, PERMANENT)
