@@ -48,7 +48,8 @@ def serve(  # noqa: PLR0913, PLR0917 - one parameter per option
 ) -> None:
     """Accept callbacks, process them, run playbooks and campaigns, send; /healthz, /readyz."""
     from bot.roles import Role
-    from bot.server import StartupError, serve_forever
+    from bot.serve import serve_forever
+    from bot.server import StartupError
 
     config = config_of(ctx)
     fmt: LogFormat = "json" if log_format == "json" else "text"
