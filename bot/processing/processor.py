@@ -34,6 +34,7 @@ from bot.processing.parse import parse_payload
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
+from sop.loop_status import note_failure, note_pass
 from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
 from store.transient import describe, is_transient, retry_transient
@@ -199,7 +200,9 @@ class InboxProcessor:
             wake.clear()
             try:
                 taken = await self.run_once()
+                note_pass()
             except Exception as error:
+                note_failure(error)
                 if is_transient(error):
                     log.warning(
                         "inbox processing interrupted: %s; retrying in %ss",

@@ -176,7 +176,10 @@ class Sender:
                     what="settler",
                 )
             )
-        await asyncio.gather(*loops)
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            self._wake = self._stopping = None  # a later run_once (a test, a tool) may send
 
     async def run_once(self) -> PassReport:
         """One claim of at most ``batch_size`` rows, sent and recorded."""

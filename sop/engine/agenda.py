@@ -96,6 +96,37 @@ async def claim_due(
     ]
 
 
+#: A claimed row put back untouched, if it is still ours: pending again, due as it was, the
+#: claim's attempt not counted.
+_AGENDA = AgendaItem.metadata.tables[AgendaItem.__tablename__]
+_RELEASE = (
+    update(_AGENDA)
+    .where(
+        _AGENDA.c.id == bindparam("b_id"),
+        _AGENDA.c.state == AgendaState.RUNNING,
+        _AGENDA.c.attempts == bindparam("b_attempts"),
+        _AGENDA.c.lease_until == bindparam("b_lease_until"),
+    )
+    .values(
+        state=AgendaState.PENDING,
+        lease_until=None,
+        attempts=_AGENDA.c.attempts - 1,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+async def release(session: AsyncSession, claims: list[Claim], *, now: datetime) -> None:
+    """Give back claimed rows that were not run (a graceful stop), so another engine takes
+    them at once instead of when the lease lapses."""
+    if claims:
+        params = [
+            {"b_id": c.id, "b_attempts": c.attempts, "b_lease_until": c.lease_until, "b_now": now}
+            for c in claims
+        ]
+        await session.execute(_RELEASE, params)
+
+
 async def reacquire(session: AsyncSession, claim: Claim) -> AgendaItem | None:
     """Lock ``claim``'s row in this transaction if it is still ours, else None."""
     return (

@@ -10,6 +10,8 @@ Wiring (for the composition root, ``bot/server.py``)::
 clock); ``run_forever`` does that on every ``wake`` (the scheduler's tick, a new
 enrollment) or every ``tick_seconds``. Several engines may run against one PostgreSQL
 database: claims are disjoint (``SKIP LOCKED``) and each row commits with its effects.
+When ``stopping`` is set, the engine finishes the row it is running and gives the rest of its
+claim back (:func:`sop.engine.agenda.release`) for another engine to take at once.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sop.clock import Clock
-from sop.engine.agenda import Claim, claim_due
+from sop.engine.agenda import Claim, claim_due, release
 from sop.engine.executor import VersionSource, backoff, execute, record_failure
 from sop.engine.steps.base import ContextBuilder, Renderer, Services
 from sop.loops import run_until_stopped
 from sop.rendering import RenderError, build_context
 from sop.settings import SopSettings
+from store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +78,21 @@ class Engine:
         self._max_attempts = max_attempts
         #: Set after a pass that created outbox rows' transactions, for the sender's wake.
         self.on_executed: Callable[[], None] | None = None
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> int:
         """Execute every row due now, batch after batch; how many rows ran."""
         executed = 0
         for _ in range(MAX_CLAIMS_PER_RUN):
+            if self._stopping.is_set():
+                break
             claims = await self._claim()
             if not claims:
                 break
-            for claim in claims:
+            for index, claim in enumerate(claims):
+                if self._stopping.is_set():
+                    await self._release(claims[index:])
+                    break
                 if await self._execute(claim):
                     executed += 1
         else:
@@ -99,9 +108,13 @@ class Engine:
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """``run_once`` until ``stopping``; idle waits end early on ``wake``."""
         every = self.settings.tick_seconds
-        await run_until_stopped(
-            self.run_once, wake, stopping, idle_seconds=every, log=log, what="engine"
-        )
+        self._stopping = stopping
+        try:
+            await run_until_stopped(
+                self.run_once, wake, stopping, idle_seconds=every, log=log, what="engine"
+            )
+        finally:
+            self._stopping = asyncio.Event()  # a later run_once (a test, a tool) may run
 
     async def _claim(self) -> list[Claim]:
         async with self._sessions.begin() as session:
@@ -112,14 +125,25 @@ class Engine:
                 lease=self._lease,
             )
 
+    async def _release(self, claims: list[Claim]) -> None:
+        async with self._sessions.begin() as session:
+            await release(session, claims, now=self._clock.now())
+        log.info("engine stopping: %d claimed step(s) given back to the agenda", len(claims))
+
     async def _execute(self, claim: Claim) -> bool:
-        """One row in its own transaction; a step that raises is recorded in another."""
+        """One row in its own transaction; a step that raises is recorded in another. A
+        transient database error (a lost connection, a deadlock) rolled the step back with
+        all its effects: it is run again at once, not recorded as a failed attempt."""
         now = self._clock.now()
-        try:
+
+        async def attempt() -> object:
             async with self._sessions.begin() as session:
-                outcome = await execute(
+                return await execute(
                     session, claim, catalog=self._catalog(), services=self._services, now=now
                 )
+
+        try:
+            outcome = await retry_transient(attempt, what=f"agenda row {claim.id}", log=log)
         except Exception as exc:
             log.exception("agenda row %s (enrollment %s) failed", claim.id, claim.enrollment_id)
             permanent = isinstance(exc, PERMANENT)

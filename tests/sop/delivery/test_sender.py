@@ -238,3 +238,29 @@ async def test_drain_claims_batch_after_batch_until_nothing_is_due(
     assert [(await row_of(db, i)).state for i in ids] == [OutboxState.SENT] * 7
     assert len(fake_wecom.outbound.delivered_to("zhangsan")) == 7
     assert (await sender.drain()).claimed == 0
+
+
+async def test_a_stopping_sender_finishes_its_sends_and_gives_back_the_rest(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, make_sender: SenderFactory
+) -> None:
+    ids = [await put(db, clock, f"nudge:{n}", messages.text(f"提醒 {n}")) for n in range(40)]
+    fake_wecom.outbound.member_limits = ()  # the platform's 30 a minute is not the point here
+    fake_wecom.delay(SEND, 0.3)
+    sender = make_sender(batch_size=20, concurrency=4, limits=RateLimits.unlimited())
+    stopping = asyncio.Event()
+    running = asyncio.ensure_future(sender.run_forever(asyncio.Event(), stopping))
+    await until(lambda: len(fake_wecom.calls_to(SEND)) == 4, what="four sends in flight")
+    stopping.set()  # SIGTERM: twenty rows are claimed, four of them being sent
+    await running
+
+    rows = [await row_of(db, row_id) for row_id in ids]
+    sent = [r for r in rows if r.state is OutboxState.SENT]
+    assert len(sent) == len(fake_wecom.calls_to(SEND)) == 4  # in flight: finished, recorded
+    rest = [(r.state, r.attempts, r.lease_until) for r in rows if r not in sent]
+    assert rest == [(OutboxState.PENDING, 0, None)] * 36  # given back, as if never claimed
+
+    fake_wecom.clear_faults()
+    while (await sender.run_once()).claimed:
+        pass
+    assert {(await row_of(db, row_id)).state for row_id in ids} == {OutboxState.SENT}
+    assert len(fake_wecom.outbound.delivered_to("zhangsan")) == 40
