@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId, Json, UTCDateTime, str_enum
@@ -106,6 +106,11 @@ class AgendaKind(enum.StrEnum):
     TASK_TIMEOUT = "task_timeout"  # the nudge task at ``step_index`` was not finished in time
 
 
+#: The condition of ``ix_agenda_first_steps``; a query that spells it out literally (not
+#: with bound parameters) may use the index on both backends.
+FIRST_STEP_PENDING = "state = 'pending' AND seq = 1 AND kind = 'step'"
+
+
 class AgendaItem(Base):
     """A due step execution."""
 
@@ -113,6 +118,13 @@ class AgendaItem(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "seq"),
         Index("ix_agenda_state_due_at", "state", "due_at"),
+        #: Pending first steps only: the engine claims those that just fell due first.
+        Index(
+            "ix_agenda_first_steps",
+            "due_at",
+            sqlite_where=text(FIRST_STEP_PENDING),
+            postgresql_where=text(FIRST_STEP_PENDING),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
