@@ -44,7 +44,7 @@ from bench.engine_fill import STEPS_PER_ENROLLMENT, Batch, add, prepare
 from bench.engine_floor import run_floor, run_floor_alone
 from bench.engine_timing import peak_rss_mib
 from sop.clock import SystemClock
-from sop.engine.agenda import CLAIM_POSTGRES, CLAIM_SQLITE, FRESH
+from sop.engine.agenda import CLAIM, FRESH
 from store.db import normalize_url, sqlite_path
 
 LADDER = (10_000, 100_000, 1_000_000)
@@ -78,8 +78,8 @@ def child(kind: str, url: str, plan: Plan, first: int) -> dict[str, Any]:
 
 
 def explain(url: str, batch: int) -> str:
-    """The claim's plans at the current size (PostgreSQL: the one statement, with its real
-    timing, rolled back; SQLite: its two selects)."""
+    """The claim's plan at the current size (PostgreSQL: with its real timing, rolled
+    back)."""
     now = SystemClock().now()
     params = {"now": now, "fresh_since": now - FRESH, "lane": (batch + 1) // 2, "limit": batch}
     path = sqlite_path(url)
@@ -89,14 +89,10 @@ def explain(url: str, batch: int) -> str:
 
     conn = sqlite3.connect(str(path))
     try:
-        lines = []
-        for name in ("fresh", "oldest"):
-            sql, args = _positional(CLAIM_SQLITE[name], sqlite_dialect(), params)
-            args = [a.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-                    if isinstance(a, datetime) else a for a in args]  # fmt: skip
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, args)
-            lines += [f"{name}: {row[-1]}" for row in plan]
-        return "\n".join(lines)
+        sql, args = _positional(CLAIM[False], sqlite_dialect(), params)
+        args = [a.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                if isinstance(a, datetime) else a for a in args]  # fmt: skip
+        return "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     finally:
         conn.close()
 
@@ -115,7 +111,7 @@ async def _explain_postgres(url: str, params: dict[str, Any]) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
-        sql, args = _positional(CLAIM_POSTGRES, dialect, params)
+        sql, args = _positional(CLAIM[True], dialect, params)
         async with conn.transaction():
             rows = await conn.fetch("EXPLAIN ANALYZE " + sql, *args)
             plan = "\n".join(row[0] for row in rows)

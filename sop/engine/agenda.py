@@ -24,7 +24,7 @@ from sqlalchemy import Text, bindparam, func, literal_column, select, text, unio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from sop.delivery.messages import WELCOME_CODE_VALIDITY
-from sop.engine.taken import Taken, due, ids_in, take, taken_rows, taking
+from sop.engine.taken import Taken, due, taken_rows, taking
 from store.models import AgendaItem, AgendaState
 from store.models.base import UTCDateTime
 from store.models.engine import FIRST_STEP_PENDING
@@ -79,22 +79,15 @@ def _oldest(postgres: bool) -> Any:
     )
 
 
-CLAIM_SQLITE = {
-    "fresh": _fresh(postgres=False),
-    "oldest": _oldest(postgres=False),
-    "oldest_but": _oldest(postgres=False).where(~ids_in(_A.id, "taken", postgres=False)),
-}
-
-
-def _claim_postgres() -> Any:
-    """The whole claim in one round trip: the fresh lane and the oldest rows locked in two
-    CTEs (``FOR UPDATE SKIP LOCKED``; PostgreSQL evaluates a locking CTE once), then taken
-    with their enrollments and customers (:func:`sop.engine.taken.taking`) by primary key
-    from the claimed ids, lane first."""
-    fresh = _fresh(postgres=True).cte("fresh")
+def _claim(postgres: bool) -> Any:
+    """The whole claim in one statement (one round trip on PostgreSQL): the fresh lane and
+    the oldest rows in two CTEs (locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, which
+    evaluates a locking CTE once), then taken with their enrollments and customers
+    (:func:`sop.engine.taken.taking`) by primary key from the claimed ids, lane first."""
+    fresh = _fresh(postgres).cte("fresh")
     lane_size = select(func.count()).select_from(fresh).scalar_subquery()
     oldest = (
-        _oldest(postgres=True)
+        _oldest(postgres)
         .where(_A.id.not_in(select(fresh.c.id)))
         .limit(bindparam("limit") - lane_size)
         .cte("oldest")
@@ -107,45 +100,15 @@ def _claim_postgres() -> Any:
     return taking(rows).order_by(claimed.c.part, _A.due_at, _A.id)
 
 
-CLAIM_POSTGRES = _claim_postgres()
+CLAIM = {postgres: _claim(postgres) for postgres in (False, True)}
 
 
 async def claim(connection: AsyncConnection, *, now: datetime, limit: int) -> list[Taken]:
     """Lock up to ``limit`` due rows in this transaction and take them (:func:`take`): fresh
     first steps (the newest, up to half) first, then the oldest, each part oldest first."""
-    lane = (limit + 1) // 2
-    if connection.dialect.name == "postgresql":
-        params = {"now": now, "fresh_since": now - FRESH, "lane": lane, "limit": limit}
-        return taken_rows(await connection.execute(CLAIM_POSTGRES, params))
-    return await take(connection, await claim_due(connection, now=now, limit=limit), now=now)
-
-
-async def claim_due(connection: AsyncConnection, *, now: datetime, limit: int) -> list[int]:
-    """Lock up to ``limit`` due rows in this transaction; their ids, in :func:`claim`'s
-    order (one statement for each part)."""
-    postgres = connection.dialect.name == "postgresql"
-    statements = CLAIM_POSTGRES_PARTS if postgres else CLAIM_SQLITE
-    lane = {"now": now, "fresh_since": now - FRESH, "lane": (limit + 1) // 2}
-    fresh = sorted((await connection.execute(statements["fresh"], lane)).all(), key=_due_order)
-    taken = [row.id for row in fresh]
-    if len(taken) >= limit:
-        return taken
-    params: dict[str, Any] = {"now": now, "limit": limit - len(taken)}
-    if taken:
-        params["taken"] = taken
-    oldest = await connection.execute(statements["oldest_but" if taken else "oldest"], params)
-    return taken + [row.id for row in oldest]
-
-
-CLAIM_POSTGRES_PARTS = {
-    "fresh": _fresh(postgres=True),
-    "oldest": _oldest(postgres=True),
-    "oldest_but": _oldest(postgres=True).where(~ids_in(_A.id, "taken", postgres=True)),
-}
-
-
-def _due_order(row: Any) -> tuple[datetime, int]:
-    return row.due_at, row.id
+    statement = CLAIM[connection.dialect.name == "postgresql"]
+    params = {"now": now, "fresh_since": now - FRESH, "lane": (limit + 1) // 2, "limit": limit}
+    return taken_rows(await connection.execute(statement, params))
 
 
 #: Rows an engine of an earlier release left ``running`` (it claimed rows in a transaction

@@ -161,10 +161,10 @@ def record(run: StepContext, result: StepResult, state: AgendaState) -> None:
     closed (``state``), and the next row the step or :func:`advance` scheduled, if any, with
     the enrollment's new ``seq`` and ``waiting``."""
     writes = run.tx.writes
-    writes.trace(_trace_params(run, result))
-    writes.close(run.item.id, state, now=run.now)
+    scheduled = None
     if run.enrollment.scheduled is not None:
-        writes.schedule(lifecycle.scheduled_params(run.enrollment) | {"now": run.now})
+        scheduled = lifecycle.scheduled_params(run.enrollment)
+    writes.step(_trace_params(run, result), run.item.id, state, scheduled)
 
 
 def _trace_params(run: StepContext, result: StepResult) -> dict[str, Any]:

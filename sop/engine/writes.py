@@ -97,10 +97,13 @@ class TransactionWrites:
 
     outbox: list[dict[str, Any]] = field(default_factory=list)
     touches: list[dict[str, Any]] = field(default_factory=list)
-    traces: list[dict[str, Any]] = field(default_factory=list)
+    #: Steps that scheduled a next row: trace, row closed, enrollment bumped, next row.
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    #: Steps that scheduled nothing (the enrollment ended): trace and row closed.
+    stopped: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows closed without running a step (superseded, enrollment ended).
     closes: list[dict[str, Any]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
-    scheduled: list[dict[str, Any]] = field(default_factory=list)
     _touched: Counter[int] = field(default_factory=Counter)
 
     def enqueue(
@@ -158,9 +161,23 @@ class TransactionWrites:
             {"agenda_id": agenda_id, "new_state": state, "now": now, "error": error}
         )
 
-    def trace(self, params: dict[str, Any]) -> None:
-        """A step-run row (parameters of :data:`TRACE`)."""
-        self.traces.append(params)
+    def step(
+        self,
+        trace: dict[str, Any],
+        agenda_id: int,
+        state: AgendaState,
+        scheduled: dict[str, Any] | None,
+    ) -> None:
+        """What a step writes about itself: its trace (parameters of :data:`TRACE`), its
+        row closed (``state``), and, if it scheduled one, the enrollment's new ``seq`` and
+        ``waiting`` with the next row (parameters of :data:`~sop.engine.lifecycle.BUMP`
+        and :data:`~sop.engine.lifecycle.NEXT`). Parameter names are unique among those
+        statements, so one dictionary serves them all."""
+        params = trace | {"agenda_id": agenda_id, "new_state": state, "error": None}
+        if scheduled is None:
+            self.stopped.append(params)
+        else:
+            self.moved.append(params | scheduled)
 
     def end(
         self, enrollment_id: int, state: EnrollmentState, *, reason: str, now: datetime
@@ -170,32 +187,33 @@ class TransactionWrites:
             {"of_enrollment": enrollment_id, "end_state": state, "reason": reason, "now": now}
         )
 
-    def schedule(self, params: dict[str, Any]) -> None:
-        """The enrollment's new ``seq``/``waiting`` and its next agenda row (parameters of
-        :data:`~sop.engine.lifecycle.BUMP` and :data:`~sop.engine.lifecycle.NEXT`)."""
-        self.scheduled.append(params)
-
     async def flush(self, connection: AsyncConnection) -> None:
-        """Send everything, one statement per kind of write (each with all its rows)."""
+        """Send everything, one statement per kind of write, each with all its rows. Rows
+        are closed before enrollments end: an ending cancels the enrollment's pending rows,
+        and a claimed row is pending until its transaction closes it."""
+        postgres = connection.dialect.name == "postgresql"
         if self.outbox:
             keys = [row["idempotency_key"] for row in self.outbox]
-            postgres = connection.dialect.name == "postgresql"
             found = await connection.execute(_EXISTING[postgres], {"keys": keys})
             existing = set(found.scalars())
             if existing:
-                _mark_duplicates(self.traces, existing)
+                _mark_duplicates([*self.moved, *self.stopped], existing)
             await _OUTBOX[postgres].run(connection, self.outbox)
-        for statements, rows in (
-            ((_TOUCH,), self.touches),
-            ((_TRACE,), self.traces),
-            ((_CLOSE,), self.closes),
-            ((_END, _CANCEL_ALL), self.ends),
-            ((_BUMP, _NEXT), self.scheduled),
-        ):
-            for statement in statements:
-                await statement.run(connection, rows)
-        self.outbox, self.touches, self.traces, self.closes = [], [], [], []
-        self.ends, self.scheduled = [], []
+        await _TOUCH.run(connection, self.touches)
+        if postgres:  # a step's writes as one statement (data-modifying CTEs run once each)
+            await _MOVED_PG.run(connection, self.moved)
+            await _STOPPED_PG.run(connection, self.stopped)
+        else:
+            steps = [*self.moved, *self.stopped]
+            await _TRACE.run(connection, steps)
+            await _CLOSE.run(connection, steps)
+            await _BUMP.run(connection, self.moved)
+            await _NEXT.run(connection, self.moved)
+        await _CLOSE.run(connection, self.closes)
+        await _END.run(connection, self.ends)
+        await _CANCEL_ALL.run(connection, self.ends)
+        self.outbox, self.touches, self.moved, self.stopped = [], [], [], []
+        self.closes, self.ends = [], []
         self._touched.clear()
 
 
@@ -204,6 +222,8 @@ _TRACE = Bulk(TRACE)
 _CLOSE = Bulk(CLOSE)
 _END, _CANCEL_ALL = Bulk(END), Bulk(CANCEL_ALL)
 _BUMP, _NEXT = Bulk(BUMP), Bulk(NEXT)
+_MOVED_PG = Bulk(NEXT.add_cte(CLOSE.cte("closed"), TRACE.cte("traced"), BUMP.cte("bumped")))
+_STOPPED_PG = Bulk(TRACE.add_cte(CLOSE.cte("closed")))
 
 
 def _mark_duplicates(traces: list[dict[str, Any]], existing: set[str]) -> None:

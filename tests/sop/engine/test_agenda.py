@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from sop.engine.agenda import claim_due
+from sop.engine.agenda import claim
 from store.models import AgendaItem, AgendaState, OutboxRow, StepRun
 from tests.sop.engine.harness import Harness
 from tests.support.clock import ManualClock
@@ -44,7 +44,7 @@ async def test_a_claim_that_never_commits_leaves_its_rows_due_at_once(
     first, _ = await _enroll_many(h, 2)
     async with db.sessions() as session:  # an engine claims, then dies before committing
         connection = await session.connection()
-        claimed = await claim_due(connection, now=clock.now(), limit=10)
+        claimed = await claim(connection, now=clock.now(), limit=10)
         assert len(claimed) == 2
         if db.backend == "postgres":  # meanwhile another engine skips the locked rows
             assert await h.engine().run_once() == 0

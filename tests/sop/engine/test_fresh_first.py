@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select
 
 from sop.delivery.messages import WELCOME
-from sop.engine.agenda import claim_due
+from sop.engine.agenda import claim
 from store.models import AgendaItem, AgendaState, Customer, Enrollment, StepRun
 from tests.sop.engine.harness import Harness
 from tests.support.clock import ManualClock
@@ -114,9 +114,9 @@ async def test_the_lane_takes_at_most_half_a_claim_the_oldest_rows_the_rest(
     h = Harness(db, clock)
     await _backlog(h)
     async with db.sessions() as session:
-        claimed = await claim_due(await session.connection(), now=clock.now(), limit=10)
-        rows = (await session.execute(select(AgendaItem.id, AgendaItem.due_at))).all()
-    due_at = dict(rows)
-    fresh, oldest = claimed[:5], claimed[5:]
-    assert [due_at[i] for i in fresh] == [clock.now() - timedelta(seconds=10)] * 5
-    assert [due_at[i] for i in oldest] == [clock.now() - timedelta(hours=1)] * 5
+        claimed = await claim(await session.connection(), now=clock.now(), limit=10)
+    due_at = [item.due_at for item, _, _ in claimed]
+    assert (
+        due_at
+        == [clock.now() - timedelta(seconds=10)] * 5 + [clock.now() - timedelta(hours=1)] * 5
+    )
