@@ -112,7 +112,7 @@ async def execute(
             return "superseded"
         result = await TIMEOUTS[item.kind](run)
     else:
-        result = _late(run) or await STEPS[run.step.action](run)
+        result = _late(run) or await STEPS[run.action](run)
     if not result.wait:
         advance(
             writes,
@@ -147,7 +147,7 @@ async def capped_customers(
 def _late(run: StepContext) -> StepResult | None:
     grace = run.playbook.catch_up.value
     late_by = run.now - run.item.due_at
-    if grace is None or run.step.action not in FACING or late_by <= grace:
+    if grace is None or run.action not in FACING or late_by <= grace:
         return None
     reason = (
         f"due {run.item.due_at.isoformat()}, late by {late_by}: more than the playbook's"
@@ -175,7 +175,7 @@ def _trace_params(run: StepContext, result: StepResult) -> dict[str, Any]:
         "of_enrollment": run.enrollment.id,
         "trace_seq": run.item.seq,
         "trace_step_id": run.step_id,
-        "trace_action": run.step.action,
+        "trace_action": run.action,
         "trace_due_at": run.item.due_at,
         "now": run.now,
         "trace_outcome": result.outcome,

@@ -3,7 +3,7 @@ trace of every step run, cron fires taken once, and the marketing-touch ledger.
 
 The engine's own tables are the truth; APScheduler only decides when to look at them. Each
 agenda row is one step execution for one enrollment (``seq`` counts executions, so a ``goto``
-loop revisiting a step gets a new row), claimed with a lease and completed in the same
+loop revisiting a step gets a new row), claimed and completed in the same
 transaction as the outbox rows and tasks the step creates: a step runs once.
 """
 
@@ -94,7 +94,7 @@ class Enrollment(Base):
 
 class AgendaState(enum.StrEnum):
     PENDING = "pending"
-    RUNNING = "running"  # claimed until lease_until
+    RUNNING = "running"  # claimed until lease_until (by earlier releases; now released)
     DONE = "done"
     SKIPPED = "skipped"  # late beyond the catch-up policy, or the enrollment ended
     CANCELLED = "cancelled"  # superseded (a reply came before the timeout, ...)

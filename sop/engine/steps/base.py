@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -96,6 +97,11 @@ class StepContext:
     @property
     def step(self) -> Step:
         return self.playbook.steps[self.index]
+
+    @cached_property
+    def action(self) -> str:
+        """The step's action (``send``, ``tag``, ...), looked up once per execution."""
+        return self.step.action
 
     @property
     def step_id(self) -> str:
