@@ -63,6 +63,7 @@ from sop.staff.departure import subscribe_departures
 from sop.tasks.service import TaskSystem, wire_tasks
 from store.db import create_engine, is_sqlite, session_factory
 from store.lane_leases import lane_source
+from store.liveness import Liveness
 from store.migrate import current_revision, head_revision, upgrade
 from store.models.inbox import LANES
 
@@ -110,6 +111,9 @@ class Runtime:
     background: Background | None = None
     #: Event-loop time by which a graceful stop must be over (set when it begins).
     stop_deadline: float | None = None
+    #: This process's heartbeat (roles that do work): the others take back what it claimed
+    #: within seconds if it dies.
+    liveness: Liveness | None = None
 
     def begin_stop(self) -> None:
         """Stop taking new work: loops see ``stopping``, ``/readyz`` answers 503."""
@@ -342,7 +346,10 @@ async def _add_work(runtime: Runtime) -> None:
             channels.append(AppMessageChannel(client, app.agent_id))
             channels.append(CardUpdateChannel(client, app.agent_id))
     settings = config.delivery.sender_settings()
-    runtime.sender = Sender(sessions, channels, clock, settings) if channels else None
+    runtime.liveness = Liveness(sessions, clock.now, role=runtime.role.value)
+    runtime.sender = (
+        Sender(sessions, channels, clock, settings, process=runtime.liveness) if channels else None
+    )
     renderer = Renderer(config.sop.templates)
     runtime.catalog = await load_catalog(config, sessions, clock, renderer)
     sop_engine, scheduler, campaign_reloader = engine_parts(
@@ -392,6 +399,8 @@ def loops_of(runtime: Runtime) -> list[Loop]:
             functools.partial(runtime.processor.run_forever, runtime.inbox_wake, stopping),
         )
     ]
+    if (liveness := runtime.liveness) is not None:
+        loops.append(Loop("heartbeat", functools.partial(liveness.run_forever, stopping)))
     if (refresher := runtime.refresher) is not None:
         loops.append(
             Loop(
@@ -455,6 +464,8 @@ def _background(
             await runtime.writer.start()
             if health is not None:
                 health.writer = runtime.writer
+        if runtime.liveness is not None and runtime.role.runs_work:
+            await runtime.liveness.register()
         if runtime.scheduler is not None and "scheduler" in background.statuses:
             status = background.statuses["scheduler"]
             runtime.scheduler.start(runtime.config.sop.tick_seconds, status=status)
@@ -467,6 +478,8 @@ def _background(
             if runtime.role.takes_callbacks:
                 await runtime.writer.stop()
             cut = await background.wait(runtime.seconds_left())
+            if runtime.liveness is not None and not cut:
+                await runtime.liveness.leave()  # nothing of ours is claimed any more
             if cut:
                 log.warning(
                     "still running after %g s, cut short: %s (what they held is taken up again"

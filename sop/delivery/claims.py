@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sop.delivery.channel import OutboxMessage
+from store.liveness import claimed_by_the_dead
 from store.models import OutboxRow, OutboxState
 
 UNCERTAIN_AFTER_CRASH = (
@@ -107,8 +108,11 @@ async def recover_lapsed(
     now: datetime,
     resendable: Collection[str],
     settle_after: Mapping[str, timedelta],
+    *,
+    me: int | None = None,
 ) -> Recovered:
-    """Rows left ``sending`` past their lease, put back in order.
+    """Rows left ``sending`` past their lease, or claimed by a process that stopped beating
+    (:mod:`store.liveness`; not this one, ``me``), put back in order.
 
     Never attempted: ``pending`` again. Attempted, on a channel in ``resendable`` (staff
     nudges, at-least-once): sent again. Attempted otherwise (customer-facing, or a channel
@@ -118,7 +122,7 @@ async def recover_lapsed(
     lapsed = (
         await connection.execute(
             select(_C.id, _C.channel, _C.lease_until, _C.attempted_at)
-            .where(_C.state == OutboxState.SENDING, _C.lease_until < now)
+            .where(_C.state == OutboxState.SENDING, _lapsed(now, me))
             .with_for_update(skip_locked=True)
         )
     ).all()
@@ -171,6 +175,13 @@ async def recover_lapsed(
     await update_each(connection, again)
     await update_each(connection, uncertain)
     return done
+
+
+def _lapsed(now: datetime, me: int | None) -> ColumnElement[bool]:
+    dead = claimed_by_the_dead(_C.claimed_by, now)
+    if me is not None:
+        dead = dead & (_C.claimed_by != me)
+    return or_(_C.lease_until < now, dead)
 
 
 def _claim(*, urgent: bool) -> Select[Any]:
@@ -296,6 +307,7 @@ def _take(postgres: bool) -> Update:
             state=OutboxState.SENDING,
             lease_until=bindparam("lease_until"),
             attempted_at=None,
+            claimed_by=bindparam("claimed_by"),
             updated_at=bindparam("now"),
         )
     )
@@ -319,14 +331,19 @@ _RELEASE = {postgres: _release(postgres) for postgres in (False, True)}
 
 
 async def take(
-    connection: AsyncConnection, ids: Sequence[int], *, now: datetime, lease_until: datetime
+    connection: AsyncConnection,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    lease_until: datetime,
+    claimed_by: int | None = None,
 ) -> None:
-    """The claimed rows ``ids`` become ``sending`` under a lease, not yet attempted."""
+    """The claimed rows ``ids`` become ``sending`` under a lease, not yet attempted, named
+    after the claiming process (``claimed_by``, its :mod:`store.liveness` token)."""
     if ids:
         statement = _TAKE[is_postgres(connection)]
-        await connection.execute(
-            statement, {"ids": list(ids), "now": now, "lease_until": lease_until}
-        )
+        params = {"ids": list(ids), "now": now, "lease_until": lease_until}
+        await connection.execute(statement, params | {"claimed_by": claimed_by})
 
 
 async def release(

@@ -186,9 +186,12 @@ class Pipeline:
         self._marking += len(to_mark)
         ids = [m.id for m in to_mark]
         lease_until = now + sender.settings.lease
+        me = sender.me
 
         async def writing(connection: AsyncConnection) -> Written:
-            return await write_cycle(connection, finished, ids, now=now, lease_until=lease_until)
+            return await write_cycle(
+                connection, finished, ids, now=now, lease_until=lease_until, claimed_by=me
+            )
 
         task = self._track(link.atomic(writing, what="sender"))
         self._writes.append(_Write(finished, to_mark, link, task))

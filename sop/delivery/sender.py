@@ -51,6 +51,7 @@ from sop.delivery.rush import RushAvoidance
 from sop.delivery.settle import Settler
 from sop.delivery.shared_limits import SharedRateLimiter
 from sop.loops import run_until_stopped
+from store.liveness import Liveness
 from store.models import OutboxState
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,13 @@ class Sender:
         settings: SenderSettings | None = None,
         *,
         rng: random.Random | None = None,
+        process: Liveness | None = None,
     ) -> None:
+        """``process``: this process's heartbeat (:mod:`store.liveness`); with it, claimed
+        rows name the process, and the rows of a process that stopped beating are taken back
+        within seconds instead of when their lease lapses."""
         self._engine = engine_of(sessions)
+        self._process = process
         self._channels = {channel.name: channel for channel in channels}
         self._clock = clock
         self.settings = settings or SenderSettings()
@@ -154,6 +160,11 @@ class Sender:
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._settle_wake = asyncio.Event()
+
+    @property
+    def me(self) -> int | None:
+        """This process's token (None without a heartbeat, or before it registered)."""
+        return self._process.token or None if self._process is not None else None
 
     async def run_forever(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Drain after drain until ``stopping`` is set; idle waits end early on ``wake``.
@@ -244,7 +255,9 @@ class Sender:
         docstring); ``regular`` false: only rows whose window closes soon."""
         settings = self.settings
         limit = settings.batch_size
-        recovered = await recover_lapsed(connection, now, self._resendable, self._settle_after)
+        recovered = await recover_lapsed(
+            connection, now, self._resendable, self._settle_after, me=self.me
+        )
         claimed = await claim_due(
             connection,
             now,
@@ -287,7 +300,13 @@ class Sender:
         await update_each(connection, expiring)
         await update_each(connection, deferred)
         lease_until = now + settings.lease
-        await take(connection, [m.id for m in sending], now=now, lease_until=lease_until)
+        await take(
+            connection,
+            [m.id for m in sending],
+            now=now,
+            lease_until=lease_until,
+            claimed_by=self.me,
+        )
         kept = {m.id for m in sending}
         ours = Claimed(
             [m for m in claimed.urgent if m.id in kept],

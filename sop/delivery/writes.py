@@ -1,7 +1,9 @@
 """The sender's hot writes: outcomes recorded and attempts marked, one round trip per cycle.
 
 **Attempt marks.** A claimed row is marked attempted (``attempted_at``, one more attempt,
-its lease renewed from now) just before its request may leave the sender. After a crash
+its lease renewed from now) just before its request may leave the sender, only while it is
+still claimed by this process (``claimed_by``: a process taken for dead had its rows taken
+back, and must not send them). After a crash
 only rows marked and not yet recorded can have reached the platform, and the sender never
 holds more of those than its concurrency, so at most that many customer messages can end
 ``uncertain`` per crash; every other claimed row goes back to ``pending``. A mark is fenced
@@ -63,16 +65,22 @@ async def write_cycle(
     *,
     now: datetime,
     lease_until: datetime,
+    claimed_by: int | None = None,
 ) -> Written:
     """Record ``finished`` and mark ``to_mark`` attempted at ``now`` (leased until
     ``lease_until``), atomically: one statement on PostgreSQL (run it in autocommit, or in
     the caller's transaction), on SQLite a transaction of its own unless the caller has one
-    (:meth:`~sop.delivery.link.Link.atomic` runs it right)."""
+    (:meth:`~sop.delivery.link.Link.atomic` runs it right). Only rows still claimed by
+    ``claimed_by`` (this process's token) are marked."""
     if not finished and not to_mark:
         return Written(set(), set())
     if is_postgres(connection):
-        return await _postgres(connection, finished, to_mark, now, lease_until)
-    return await connection.run_sync(_sqlite, finished, to_mark, now, lease_until)
+        return await _postgres(
+            connection, finished, to_mark, now, lease_until, claimed_by=claimed_by
+        )
+    return await connection.run_sync(
+        _sqlite, finished, to_mark, now, lease_until, claimed_by=claimed_by
+    )
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,10 +107,18 @@ async def record(
 
 
 async def mark_attempted(
-    connection: AsyncConnection, ids: Sequence[int], *, at: datetime, lease_until: datetime
+    connection: AsyncConnection,
+    ids: Sequence[int],
+    *,
+    at: datetime,
+    lease_until: datetime,
+    claimed_by: int | None = None,
 ) -> set[int]:
     """Mark the claimed rows ``ids`` attempted at ``at``: the ids that are ours to send."""
-    return (await write_cycle(connection, (), ids, now=at, lease_until=lease_until)).marked
+    cycle = await write_cycle(
+        connection, (), ids, now=at, lease_until=lease_until, claimed_by=claimed_by
+    )
+    return cycle.marked
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -131,7 +147,7 @@ _SQLITE_MARK = (
     "UPDATE outbox SET attempted_at = ?, lease_until = ?,"
     " attempts = CASE WHEN attempted_at IS NULL THEN attempts + 1 ELSE attempts END"
     " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sending'"
-    " AND (attempted_at IS NULL OR attempted_at = ?)"
+    " AND (attempted_at IS NULL OR attempted_at = ?) AND claimed_by IS ?"
     " RETURNING id"
 )
 
@@ -142,6 +158,8 @@ def _sqlite(
     to_mark: Sequence[int],
     now: datetime,
     lease_until: datetime,
+    *,
+    claimed_by: int | None,
 ) -> Written:
     """The cycle in one transaction (``BEGIN IMMEDIATE`` here, unless the caller holds one:
     a test's), at the driver level (the write gate of :mod:`store.sqlite_inline` is taken
@@ -164,6 +182,7 @@ def _sqlite(
                     to_mark,
                     now=now,
                     lease_until=lease_until,
+                    claimed_by=claimed_by,
                     read_first=read_first,
                 )
             except _NotAllOurs:
@@ -189,6 +208,7 @@ def _sqlite_statements(
     *,
     now: datetime,
     lease_until: datetime,
+    claimed_by: int | None,
     read_first: bool,
 ) -> Written:
     process = OUTBOX.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
@@ -244,7 +264,8 @@ def _sqlite_statements(
             )
     marked: set[int] = set()
     if to_mark:
-        cursor.execute(_SQLITE_MARK, (at, stamp(lease_until), json.dumps(list(to_mark)), at))
+        marks = (at, stamp(lease_until), json.dumps(list(to_mark)), at, claimed_by)
+        cursor.execute(_SQLITE_MARK, marks)
         marked = {row[0] for row in cursor.fetchall()}
     return Written(recorded, marked)
 
@@ -275,6 +296,7 @@ _PG_MARK = """mk AS (
         attempts = CASE WHEN attempted_at IS NULL THEN attempts + 1 ELSE attempts END
     WHERE id = ANY({ids}::bigint[]) AND state = 'sending'
         AND (attempted_at IS NULL OR attempted_at = {at})
+        AND claimed_by IS NOT DISTINCT FROM {me}::integer
     RETURNING id)"""
 
 
@@ -311,6 +333,8 @@ async def _postgres(
     to_mark: Sequence[int],
     now: datetime,
     lease_until: datetime,
+    *,
+    claimed_by: int | None,
 ) -> Written:
     timeline = [
         {
@@ -330,6 +354,7 @@ async def _postgres(
         "at": now,
         "lease_until": lease_until,
         "ids": list(to_mark),
+        "me": claimed_by,
     }
     statement = _PG[(bool(finished), bool(timeline), bool(to_mark))]
     # asyncpg directly (SQLAlchemy's execution of one statement cost four times the CPU),

@@ -27,6 +27,7 @@ from store.models.people import (
     Staff,
 )
 from store.models.platform import AccessToken, RefreshRequest
+from store.models.processes import ProcessRow
 from store.models.ratelimits import RateSpend
 from store.models.tags import CustomerTag, Tag, TagSource
 from store.models.tasks import Task, TaskState
@@ -43,6 +44,7 @@ from store.models.transfers import (
 )
 
 __all__ = [
+    "ProcessRow",
     "ITEM_FINAL",
     "AuditEntry",
     "TransferItem",

@@ -85,6 +85,9 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     settle_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The token of the process (``processes``) whose sender claimed the row: when that
+    #: process stops beating, the row is recovered at once rather than when its lease lapses.
+    claimed_by: Mapped[int | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(default=0)
     last_errcode: Mapped[int | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)

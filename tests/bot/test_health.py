@@ -68,6 +68,7 @@ async def test_healthz_names_the_role_and_each_loops_last_pass_and_error(
     assert body["status"] == "ok" and body["role"] == "all"
     assert set(body["loops"]) == {
         "processor",
+        "heartbeat",
         "refresher",
         "engine",
         "scheduler",

@@ -8,9 +8,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sop.delivery import RateLimits, messages
-from sop.delivery.claims import claim_due, take
+from sop.delivery.channel import Channel
+from sop.delivery.claims import claim_due, recover_lapsed, take
 from sop.delivery.messages import STAFF_APP, WELCOME
+from sop.delivery.sender import Sender
 from sop.delivery.writes import mark_attempted
+from store.liveness import ALIVE_WITHIN, Liveness
 from store.models import OutboxRow, OutboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
@@ -118,3 +121,74 @@ async def test_a_stopping_sender_gives_back_the_rows_it_has_not_attempted(
         (OutboxState.PENDING, 0, None)
     ] * 8
     assert len(fake_wecom.calls_to(SEND)) == 2
+
+
+async def _claim_as(db: Database, clock: ManualClock, process: Liveness) -> list[int]:
+    """What a sender of ``process`` leaves behind when it is killed right after its claim."""
+    now = clock.now()
+    async with db.engine.begin() as connection:
+        claimed = (
+            await claim_due(connection, now, [STAFF_APP, WELCOME], 10, urgent_within=MINUTE)
+        ).all
+        await take(
+            connection,
+            [m.id for m in claimed],
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+            claimed_by=process.token,
+        )
+    return [m.id for m in claimed]
+
+
+async def test_rows_of_a_process_that_stopped_beating_are_taken_back_within_seconds(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, channels: list[Channel]
+) -> None:
+    """A SIGKILLed sender's welcome must not wait out a 5-minute lease: its code lives 20 s."""
+    welcome = await put_welcome(db, clock, fake_wecom)
+    killed = Liveness(db.sessions, clock.now, role="worker")
+    survivor = Liveness(db.sessions, clock.now, role="worker")
+    await killed.register()
+    await survivor.register()
+    await _claim_as(db, clock, killed)
+    sender = Sender(db.sessions, channels, clock, process=survivor)
+
+    assert (await sender.run_once()).recovered_released == []  # the claimer still beats
+    clock.advance(ALIVE_WITHIN + timedelta(seconds=1))
+    await survivor.beat()  # ... and now only the survivor does
+
+    report = await sender.run_once()
+    assert report.recovered_released == [welcome]
+    row = await row_of(db, welcome)
+    assert (row.state, row.claimed_by) == (OutboxState.SENT, survivor.token)
+    assert len(fake_wecom.outbound.delivered_to("wmAlice")) == 1
+
+
+async def test_a_process_taken_for_dead_cannot_mark_rows_another_took_over(
+    db: Database, clock: ManualClock
+) -> None:
+    """It was only stalled: when it wakes up, the rows are another's, and it sends none."""
+    row = await put(db, clock, "nudge:1", messages.text("回访"))
+    stalled = Liveness(db.sessions, clock.now, role="worker")
+    other = Liveness(db.sessions, clock.now, role="worker")
+    await stalled.register()
+    await other.register()
+    await _claim_as(db, clock, stalled)
+    clock.advance(ALIVE_WITHIN + timedelta(seconds=1))
+    await other.beat()
+    async with db.engine.begin() as connection:  # the other's claim takes the row back
+        now = clock.now()
+        recovered = await recover_lapsed(connection, now, set(), {}, me=other.token)
+        assert recovered.released == [row]
+        await take(connection, [row], now=now, lease_until=now + MINUTE, claimed_by=other.token)
+    async with db.engine.begin() as connection:
+        now = clock.now()
+        lease = now + MINUTE
+        assert (
+            await mark_attempted(
+                connection, [row], at=now, lease_until=lease, claimed_by=stalled.token
+            )
+            == set()
+        )
+        assert await mark_attempted(
+            connection, [row], at=now, lease_until=lease, claimed_by=other.token
+        ) == {row}
