@@ -66,6 +66,7 @@ from store.lane_leases import lane_source
 from store.liveness import Liveness
 from store.migrate import current_revision, head_revision, upgrade
 from store.models.inbox import LANES
+from store.notify import INBOX, Listener
 
 log = logging.getLogger(__name__)
 
@@ -401,6 +402,10 @@ def loops_of(runtime: Runtime) -> list[Loop]:
     ]
     if (liveness := runtime.liveness) is not None:
         loops.append(Loop("heartbeat", functools.partial(liveness.run_forever, stopping)))
+    if runtime.engine.dialect.name == "postgresql":
+        # Callbacks stored by web processes elsewhere wake this processor at once.
+        wakeups = Listener(runtime.engine, {INBOX: runtime.inbox_wake.set})
+        loops.append(Loop("wakeups", functools.partial(wakeups.run_forever, stopping)))
     if (refresher := runtime.refresher) is not None:
         loops.append(
             Loop(

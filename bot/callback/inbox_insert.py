@@ -33,6 +33,7 @@ from store.db import (
     sqlite_path,
 )
 from store.models import InboxRow, InboxState
+from store.notify import INBOX, notify
 from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineConnection, InlineCreator
 from store.transient import Backoff, retry_transient
 
@@ -89,6 +90,7 @@ class CoreInsert:
     that went elsewhere) waits for that statement, never for whatever this process's event
     loop does between an INSERT and a COMMIT. A lost connection or a server restart is retried
     (the insert is idempotent: a retry after a commit whose answer was lost finds its rows).
+    New rows are announced (``NOTIFY``, :mod:`store.notify`) to processors in other processes.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -109,7 +111,10 @@ class CoreInsert:
         async with self._engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
             result = await autocommit.execute(self._statement, rows)
-            return set(result.scalars().all())
+            inserted = set(result.scalars().all())
+            if inserted:  # committed: wake the processors, wherever they run
+                await notify(autocommit, INBOX)
+            return inserted
 
     async def close(self) -> None:
         return None
