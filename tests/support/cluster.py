@@ -55,14 +55,18 @@ def write_config(
     api_base_url: str,
     playbooks: Path,
     extra: dict[str, Any] | None = None,
+    with_secret: bool = True,
 ) -> Path:
+    """``with_secret`` false: the app has no secret, so nothing is fetched from or sent to
+    WeCom (no refresher, no sender)."""
+    app = APP.model_dump() | ({} if with_secret else {"secret": ""})
     config = {
         "database_url": database_url,
         "timezone": "Asia/Shanghai",
         "wecom": {
             "corp_id": corp_id,
             "api_base_url": api_base_url,
-            "apps": [APP.model_dump()],
+            "apps": [app],
         },
         "delivery": {"avoid_rush": None},
         "sop": {
@@ -92,6 +96,11 @@ class ServeProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.pid
 
     @property
     def alive(self) -> bool:
