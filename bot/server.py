@@ -56,7 +56,7 @@ from sop.engine.runner import Engine
 from sop.engine.scheduler import EngineScheduler
 from sop.engine.subscribe import subscribe_engine
 from sop.events import EventBus
-from sop.loop_status import note_failure
+from sop.loop_status import note_failure, note_pass
 from sop.playbooks.loader import load_playbooks
 from sop.rendering import Renderer
 from sop.staff.departure import subscribe_departures
@@ -401,7 +401,10 @@ def loops_of(runtime: Runtime) -> list[Loop]:
         )
     ]
     if (liveness := runtime.liveness) is not None:
-        loops.append(Loop("heartbeat", functools.partial(liveness.run_forever, stopping)))
+        beats = functools.partial(
+            liveness.run_forever, stopping, on_beat=note_pass, on_failure=note_failure
+        )
+        loops.append(Loop("heartbeat", beats))
     if runtime.engine.dialect.name == "postgresql":
         # Callbacks stored by web processes elsewhere wake this processor at once.
         wakeups = Listener(runtime.engine, {INBOX: runtime.inbox_wake.set})

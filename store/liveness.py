@@ -111,14 +111,26 @@ class Liveness:
             log.warning("this process was taken for dead (its row was removed): registering again")
             await self.register()
 
-    async def run_forever(self, stopping: asyncio.Event) -> None:
-        """Beat every ``BEAT`` seconds until ``stopping``. The process leaves the table
-        (:meth:`leave`) only once its other loops are done with their claims."""
+    async def run_forever(
+        self,
+        stopping: asyncio.Event,
+        *,
+        on_beat: Callable[[], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Beat every ``BEAT`` seconds until ``stopping`` (``on_beat`` / ``on_failure`` hear
+        of each one). The process leaves the table (:meth:`leave`) only once its other loops
+        are done with their claims."""
         while not stopping.is_set():
             try:
                 await self.beat()
             except Exception as error:
                 log.warning("heartbeat failed: %s", describe(error))
+                if on_failure is not None:
+                    on_failure(error)
+            else:
+                if on_beat is not None:
+                    on_beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=BEAT)
 
