@@ -2,15 +2,16 @@
 
 For the bench's traffic (:mod:`bench.ingest_traffic`, already in the inbox) the floor writes
 what processing those callbacks writes, through the bare driver (``sqlite3`` / ``asyncpg``)
-with no ORM, no parsing (the payloads are read beforehand, untimed), no handlers, no events and
-none of processing's reads: per batch of rows in arrival order, one transaction that claims the
-batch, then one ``executemany`` per table: staff, customers (and the Official Account
-followers' customers), followers, relationships, groups and members, customer touches, the
-refresh queue, the timeline, enrollments and their first agenda rows (expo adds in onboarding;
-a customer's first price question in keyword_reply and first group join in group_welcome,
-which is what the toolkit enrolls while the engine holds the steps), and the rows marked done.
-So the floor is the database's share of processing; toolkit / floor is what the toolkit's
-Python and reads leave of it.
+with no ORM, no parsing (the payloads' fields are read beforehand, untimed), no handlers, no
+events and none of processing's reads. Timed, per batch of rows in arrival order: deciding the
+parameters from the fields (in the driver's terms: text timestamps and JSON for SQLite), then
+one transaction that claims the batch and runs one ``executemany`` per table: staff,
+customers (and the Official Account followers' customers), followers, relationships, groups
+and members, customer touches, the refresh queue, the timeline, enrollments and their first
+agenda rows (expo adds in onboarding; a customer's first price question in keyword_reply and
+first group join in group_welcome, which is what the toolkit enrolls while the engine holds
+the steps), and the rows marked done. So the floor is the database's share of processing;
+toolkit / floor is what the toolkit's Python and reads leave of it.
 """
 
 from __future__ import annotations
@@ -86,9 +87,14 @@ class Writes:
         return sorted(self.rows.items(), key=lambda item: last.get(item[0], 0))
 
 
-def _fields(payload: str) -> dict[str, str]:
+#: An inbox row read beforehand: id, source, its fields, and the member of a group change.
+Parsed = tuple[int, str, dict[str, str], str]
+
+
+def _parsed(row_id: int, source: str, payload: str) -> Parsed:
     root = ET.fromstring(payload)
-    return {child.tag: (child.text or "") for child in root}
+    member = next((item.text or "" for item in root.iter("Item")), "")
+    return row_id, source, {child.tag: (child.text or "") for child in root}, member
 
 
 @dataclass
@@ -98,8 +104,8 @@ class Planner:
     seen_price: set[str] = field(default_factory=set)
     seen_join: set[str] = field(default_factory=set)
 
-    def plan(self, row_id: int, source: str, payload: str, now: datetime, w: Writes) -> None:
-        f = _fields(payload)
+    def plan(self, row: Parsed, now: datetime, w: Writes) -> None:
+        row_id, source, f, member = row
         at = datetime.fromtimestamp(int(f["CreateTime"]), UTC)
         customer_sql = TIMELINE.format(customer=BY_EXTERNAL)
         event = f.get("Event", "")
@@ -136,7 +142,6 @@ class Planner:
                              customer=BY_EXTERNAL, now=now)  # fmt: skip
         elif event == "change_external_chat":
             chat = f["ChatId"]
-            member = payload.split("<Item><![CDATA[", 1)[1].split("]]>", 1)[0]
             w.add(GROUP, chat, now)
             w.add(CUSTOMER, member, now)
             w.add(MEMBER, chat, member, at)
@@ -213,24 +218,16 @@ def _floor_sqlite(path: str, batch: int) -> FloorResult:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
     planner, done = Planner(), 0
-    rows = conn.execute(_sqlite_sql(CLAIM), (10**9,)).fetchall()
-    plans = []
-    for start in range(0, len(rows), batch):  # read the payloads beforehand: untimed
-        writes, now = Writes(), datetime.now(UTC)
-        for row_id, source, payload in rows[start : start + batch]:
-            planner.plan(row_id, source, payload, now, writes)
-        plans.append(
-            [
-                (_sqlite_sql(sql), [tuple(map(_sqlite_value, args)) for args in params])
-                for sql, params in writes.ordered()
-            ]
-        )
+    rows = [_parsed(*row) for row in conn.execute(_sqlite_sql(CLAIM), (10**9,))]
     started, cpu = time.perf_counter(), time.process_time()
-    for statements in plans:
+    for start in range(0, len(rows), batch):
+        writes, now = Writes(), datetime.now(UTC)
+        for row in rows[start : start + batch]:
+            planner.plan(row, now, writes)
         conn.execute("BEGIN IMMEDIATE")
         done += len(conn.execute(_sqlite_sql(CLAIM), (batch,)).fetchall())
-        for sql, params in statements:
-            conn.executemany(sql, params)
+        for sql, params in writes.ordered():
+            conn.executemany(_sqlite_sql(sql), [tuple(map(_sqlite_value, a)) for a in params])
         conn.execute("COMMIT")
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     conn.close()
@@ -244,20 +241,17 @@ async def _floor_postgres(url: str, batch: int) -> FloorResult:
     conn = await asyncpg.connect(dsn)
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     planner, done = Planner(), 0
-    rows = await conn.fetch(CLAIM, 10**9)
-    plans = []
-    for start in range(0, len(rows), batch):
-        writes, now = Writes(), datetime.now(UTC)
-        for row_id, source, payload in rows[start : start + batch]:
-            planner.plan(row_id, source, payload, now, writes)
-        plans.append(writes.ordered())
+    rows = [_parsed(*row) for row in await conn.fetch(CLAIM, 10**9)]
     claim = CLAIM + " FOR UPDATE SKIP LOCKED"
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        for statements in plans:
+        for start in range(0, len(rows), batch):
+            writes, now = Writes(), datetime.now(UTC)
+            for row in rows[start : start + batch]:
+                planner.plan(row, now, writes)
             async with conn.transaction():
                 done += len(await conn.fetch(claim, batch))
-                for sql, params in statements:
+                for sql, params in writes.ordered():
                     await conn.executemany(sql, params)
     finally:
         await conn.close()

@@ -1,30 +1,42 @@
 """The inbox processor: pending rows, in arrival order, through parse -> router -> handlers.
 
 A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several processors share the inbox; SQLite has a single writer). Each row runs in its own
-SAVEPOINT: a row whose handler fails is rolled back alone, with everything its subscribers
-wrote, and marked ``failed`` with its error, while the rest of the batch commits. A row is
-marked done in the same transaction as its effects, so it can never be processed twice.
+several processors share the inbox; SQLite has a single writer) and prepared once
+(:mod:`bot.processing.prepare`: parsed, and what the rows name read or created in one
+statement per table). Each row then runs as its own unit of the batch (:mod:`store.batch`):
+its writes are deferred to the batch's flush, and it gets a SAVEPOINT as soon as it (or a
+subscriber) runs a statement. A row whose handler fails is rolled back alone, with everything
+its subscribers wrote, and marked ``failed`` with its error, while the rest of the batch
+commits. A row is marked done in the same transaction as its effects, so it can never be
+processed twice. Should the batch's deferred writes fail at the flush, the batch is rolled
+back and replayed with every row in its own savepoint and its writes made at once, so the
+row at fault is the one that fails.
+
+A batch ends after ``batch_seconds`` on the processor's clock (rows left over stay pending):
+the answer path's inbox writer waits for the same SQLite write lock, and the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from datetime import datetime
 from functools import partial
-from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processing.context import HandlerContext
-from bot.processing.parse import parse_payload
+from bot.processing.prepare import Claimed, Prepared, prepare
+from bot.processing.roster import Roster
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
+from store.batch import Batch
 from store.models import InboxRow, InboxState
+from store.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +44,12 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
 #: The longest error text kept on a row.
 MAX_ERROR = 2000
-
-
-class _Claimed(NamedTuple):
-    id: int
-    source: str
-    content_type: str
-    payload: str
-    received_at: datetime
-
+#: How long one batch may keep its transaction: on SQLite it holds the write lock the answer
+#: path's inbox writer waits for, and runs on the event loop; on PostgreSQL only row locks
+#: other processors skip, while each statement is a round trip worth sharing among more rows.
+BATCH_SECONDS = {"sqlite": 0.02, "postgresql": 0.1}
+#: How often a batch lets the event loop run other tasks (the HTTP server shares it).
+YIELD_SECONDS = 0.004
 
 _columns = InboxRow.__table__.c
 #: Built once (with bound parameters): building a statement costs more than running it.
@@ -55,6 +64,23 @@ _FINISH = (
     )
     .execution_options(synchronize_session=False)
 )
+_DONE = {
+    postgres: update(InboxRow)
+    .where(
+        _columns.id == bindparam("ids", type_=postgresql.ARRAY(_columns.id.type)).any_()
+        if postgres
+        else _columns.id.in_(bindparam("ids", expanding=True)),
+        InboxRow.state == InboxState.PENDING,
+    )
+    .values(
+        state=InboxState.DONE,
+        error=None,
+        attempts=InboxRow.attempts + 1,
+        processed_at=bindparam("now", type_=_columns.processed_at.type),
+    )
+    .execution_options(synchronize_session=False)
+    for postgres in (False, True)
+}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -74,8 +100,10 @@ class InboxProcessor:
         batch_size: int = 100,
         poll_interval: float = POLL_INTERVAL,
         after_batch: Callable[[], None] | None = None,
+        batch_seconds: float | None = None,
     ) -> None:
-        """``after_batch`` runs after a pass that took rows (the server wakes the refresher)."""
+        """``after_batch`` runs after a pass that took rows (the server wakes the refresher);
+        ``batch_seconds`` defaults to the database's :data:`BATCH_SECONDS`."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._sessions = sessions
@@ -85,9 +113,25 @@ class InboxProcessor:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._after_batch = after_batch
+        if batch_seconds is None:
+            engine = sessions.kw.get("bind")
+            dialect = getattr(getattr(engine, "dialect", None), "name", "sqlite")
+            batch_seconds = BATCH_SECONDS.get(dialect, BATCH_SECONDS["sqlite"])
+        self._batch_seconds = batch_seconds
+        #: How many rows the next batch claims: as many as its time allows, at the last pace.
+        self._claim_size = batch_size
+        #: Whether the last pass left claimable rows behind (a full claim, or its time ran out).
+        self.more_pending = False
 
     async def run_once(self) -> int:
         """Process one batch of pending rows; returns how many rows were taken (done or failed)."""
+        try:
+            return await self._run_batch(isolated=False)
+        except _FlushFailed as failed:
+            log.warning("inbox batch flush failed (%s); replaying row by row", failed.__cause__)
+            return await self._run_batch(isolated=True)
+
+    async def _run_batch(self, *, isolated: bool) -> int:
         async with self._sessions() as session, session.begin():
             claim = (
                 select(
@@ -99,43 +143,105 @@ class InboxProcessor:
                 )
                 .where(InboxRow.state == InboxState.PENDING)
                 .order_by(InboxRow.id)
-                .limit(self._batch_size)
+                .limit(self._claim_size)
                 .with_for_update(skip_locked=True)
             )
-            rows = (await session.execute(claim)).all()
-            for row in rows:
-                await self._process(session, _Claimed(*row))
-        return len(rows)
+            started = self._clock.now()
+            rows = [Claimed(*row) for row in (await session.execute(claim)).all()]
+            if not rows:
+                self.more_pending = False
+                return 0
+            async with Batch(session, isolated=isolated) as batch:
+                taken = await self._process_batch(session, batch, rows)
+        self.more_pending = len(rows) == self._claim_size or taken < len(rows)
+        self._pace(taken, (self._clock.now() - started).total_seconds())
+        return taken
 
-    async def _process(self, session: AsyncSession, row: _Claimed) -> None:
-        row_id, source = row.id, row.source
+    def _pace(self, taken: int, seconds: float) -> None:
+        """Size the next claim so that its batch fits ``batch_seconds`` at this batch's pace
+        (a claimed row the batch has no time for was parsed and looked up for nothing)."""
+        if seconds <= 0:
+            self._claim_size = self._batch_size
+            return
+        fits = int(taken * self._batch_seconds / seconds)
+        wanted = max(1, min(self._batch_size, fits))
+        self._claim_size = max(1, (self._claim_size + wanted) // 2)
+
+    async def _process_batch(
+        self, session: AsyncSession, batch: Batch, rows: list[Claimed]
+    ) -> int:
+        started = self._clock.now()
+        prepared, roster = await prepare(batch, rows, self._router, self._bus, started)
+        done: list[int] = []
+        failed: list[tuple[int, str]] = []
+        paced = time.monotonic()
+        for item in prepared:
+            error = await self._process(session, batch, roster, item)
+            if error is None:
+                done.append(item.row.id)
+            else:
+                failed.append((item.row.id, error))
+            if (self._clock.now() - started).total_seconds() >= self._batch_seconds:
+                break
+            if time.monotonic() - paced >= YIELD_SECONDS:
+                await asyncio.sleep(0)  # the HTTP server shares the loop; SQLite statements
+                paced = time.monotonic()  # of ours run on it without suspending
         try:
-            async with session.begin_nested():
-                message = parse_payload(source, row.content_type, row.payload)
+            await batch.flush()
+        except Exception as exc:
+            if batch.isolated or is_transient(exc):
+                raise
+            raise _FlushFailed from exc
+        await self._finish(session, done, failed)
+        return len(done) + len(failed)
+
+    async def _process(
+        self, session: AsyncSession, batch: Batch, roster: Roster, item: Prepared
+    ) -> str | None:
+        """Run one row as a unit of the batch; its error text if it failed."""
+        row = item.row
+        try:
+            if item.error is not None:
+                raise item.error
+            assert item.message is not None
+            async with batch.unit():
                 context = HandlerContext(
                     session=session,
                     clock=self._clock,
-                    inbox_id=row_id,
-                    source=source,
+                    inbox_id=row.id,
+                    source=row.source,
                     received_at=row.received_at,
                     publish=partial(self._bus.publish, session),
+                    batch=batch,
+                    roster=roster,
                 )
-                await self._router.dispatch(context, message)
-                await self._finish(session, row_id, InboxState.DONE, None)
+                await self._router.dispatch(context, item.message)
         except Exception as exc:
             error = describe_error(exc)
-            log.warning("inbox row %s (%s) failed: %s", row_id, source, error, exc_info=exc)
-            await self._finish(session, row_id, InboxState.FAILED, error)
+            log.warning("inbox row %s (%s) failed: %s", row.id, row.source, error, exc_info=exc)
+            return error
+        return None
 
     async def _finish(
-        self, session: AsyncSession, row_id: int, state: InboxState, error: str | None
+        self, session: AsyncSession, done: list[int], failed: list[tuple[int, str]]
     ) -> None:
-        result = await session.execute(
-            _FINISH,
-            {"row_id": row_id, "new_state": state, "new_error": error, "now": self._clock.now()},
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise RuntimeError(f"inbox row {row_id} is no longer pending; not processing it again")
+        """Mark the batch's rows done (one statement) and failed (with their errors)."""
+        now = self._clock.now()
+        if done:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            result = await session.execute(_DONE[postgres], {"ids": done, "now": now})
+            if result.rowcount != len(done):  # type: ignore[attr-defined]
+                raise RuntimeError(
+                    f"inbox rows {done[0]}..{done[-1]} are no longer all pending; "
+                    "not processing them again"
+                )
+        for row_id, error in failed:
+            params = {"row_id": row_id, "new_state": InboxState.FAILED, "new_error": error}
+            result = await session.execute(_FINISH, {**params, "now": now})
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError(
+                    f"inbox row {row_id} is no longer pending; not processing it again"
+                )
 
     async def retry(self, ids: list[int] | None = None) -> int:
         """Put failed rows (all of them when ``ids`` is None) back to pending."""
@@ -155,8 +261,14 @@ class InboxProcessor:
                 taken = 0
             if taken and self._after_batch is not None:
                 self._after_batch()
-            if taken < self._batch_size:
+            if self.more_pending:
+                await asyncio.sleep(0)  # between batches: the answer path's turn
+            else:
                 await wait_any(wake, stop, seconds=self._poll_interval)
+
+
+class _FlushFailed(Exception):
+    """The batch's deferred writes failed; the batch is replayed row by row."""
 
 
 async def retry_failed(

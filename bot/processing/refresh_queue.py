@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import Executable, Table, and_, bindparam, case
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.processing.upsert import dialect_insert
 from sop.clock import Clock
 from store.models import RefreshRequest
 
@@ -41,7 +41,7 @@ async def request_refresh(
     now = clock.now()
     due = now + timedelta(seconds=delay)
     await session.execute(
-        _upsert_statement(session),
+        upsert_statement(session.get_bind().dialect.name),
         {"kind": kind, "key": key, "due": due, "now": now},
     )
 
@@ -49,20 +49,21 @@ async def request_refresh(
 _UPSERTS: dict[str, Executable] = {}
 
 
-def _upsert_statement(session: AsyncSession) -> Executable:
-    """The upsert, built once per dialect with bound parameters.
+def upsert_statement(dialect: str) -> Executable:
+    """The upsert, built once per dialect with bound parameters (``kind``, ``key``, ``due``,
+    ``now``); the inbox processor runs it for a whole batch (:mod:`bot.processing.deferred`).
 
     Plain Core, not ORM-enabled (nothing here touches loaded objects), and reused: building
     and cache-keying the statement, and the ORM bulk-DML path, cost several times the
     statement itself on SQLite.
     """
-    dialect = session.get_bind().dialect.name
     stmt = _UPSERTS.get(dialect)
     if stmt is None:
         table = cast(Table, RefreshRequest.__table__)
         due = bindparam("due", type_=table.c.due_at.type)
         now = bindparam("now", type_=table.c.requested_at.type)
-        insert = dialect_insert(session, table).values(
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = dialect_insert(table).values(
             kind=bindparam("kind", type_=table.c.kind.type),
             key=bindparam("key", type_=table.c.key.type),
             due_at=due,
