@@ -25,7 +25,6 @@ from collections.abc import Callable
 from functools import partial
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processing.context import HandlerContext
@@ -35,6 +34,7 @@ from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
 from store.batch import Batch
+from store.bulk import in_list
 from store.models import InboxRow, InboxState
 from store.transient import is_transient
 
@@ -66,12 +66,7 @@ _FINISH = (
 )
 _DONE = {
     postgres: update(InboxRow)
-    .where(
-        _columns.id == bindparam("ids", type_=postgresql.ARRAY(_columns.id.type)).any_()
-        if postgres
-        else _columns.id.in_(bindparam("ids", expanding=True)),
-        InboxRow.state == InboxState.PENDING,
-    )
+    .where(in_list(_columns.id, "ids", postgres=postgres), InboxRow.state == InboxState.PENDING)
     .values(
         state=InboxState.DONE,
         error=None,

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.batch import Batch
+from store.bulk import Bulk
 from store.models import (
     Customer,
     CustomerGroup,
@@ -32,12 +33,14 @@ from store.models import (
 
 
 class RecordUpdate:
-    """The deferred ``UPDATE`` of one table's changed records."""
+    """The deferred ``UPDATE`` of one table's changed records, by ``key`` (``id``, or the
+    natural key of rows a batch may make without reading their id back)."""
 
-    def __init__(self, table: Table, order: int) -> None:
+    def __init__(self, table: Table, order: int, key: tuple[str, ...] = ("id",)) -> None:
         self.table = table
         self.order = order
-        self._statements: dict[frozenset[str], Any] = {}
+        self.key = key
+        self._statements: dict[frozenset[str], Bulk] = {}
 
     def write(self, connection: Connection, records: list[Record]) -> None:
         groups: dict[frozenset[str], list[dict[str, Any]]] = {}
@@ -46,87 +49,83 @@ class RecordUpdate:
             if not changed:
                 continue
             record._changed.clear()
-            row = {f"v_{name}": getattr(record, name) for name in changed}
-            row["v_id"] = record.id
+            row = {f"v_{name}": getattr(record, name) for name in changed | set(self.key)}
             groups.setdefault(changed, []).append(row)
         for changed, rows in groups.items():
-            connection.execute(self._statement(changed), rows)
+            self._statement(changed).execute(connection, rows)
 
-    def _statement(self, changed: frozenset[str]) -> Any:
+    def _statement(self, changed: frozenset[str]) -> Bulk:
         statement = self._statements.get(changed)
         if statement is None:
             c = self.table.c
-            statement = self._statements[changed] = (
-                update(self.table)
-                .where(c.id == bindparam("v_id"))
-                .values({name: bindparam(f"v_{name}", type_=c[name].type) for name in changed})
+            where = [c[name] == bindparam(f"v_{name}", type_=c[name].type) for name in self.key]
+            values = {name: bindparam(f"v_{name}", type_=c[name].type) for name in sorted(changed)}
+            statement = self._statements[changed] = Bulk(
+                update(self.table).where(*where).values(values)
             )
         return statement
 
 
 class RecordInsert:
-    """The deferred ``INSERT`` of records a batch's rows made (``ON CONFLICT DO NOTHING``:
-    a row another processor inserted meanwhile is updated with this one's values instead)."""
+    """The deferred ``INSERT`` of records a batch's rows made. Should another processor have
+    inserted the row meanwhile, the columns this batch changed are written over it
+    (``ON CONFLICT ... DO UPDATE``), as an update after losing the race would."""
 
-    def __init__(self, record: type[Record], keys: tuple[str, ...], order: int) -> None:
+    def __init__(self, record: type[Record], order: int) -> None:
         self.record = record
-        self.keys = keys
+        self.key = record.updates.key
         self.order = order
-        self._statements: dict[str, Any] = {}
+        self._statements: dict[tuple[str, frozenset[str]], Bulk] = {}
 
     def write(self, connection: Connection, records: list[Record]) -> None:
         fields = self.record.fields()
-        params = [{name: getattr(r, name) for name in fields} for r in records]
-        made = {
-            tuple(row[1:]): row[0]
-            for row in connection.execute(self._insert(connection.dialect.name), params)
-        }
-        lost: list[Record] = []
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
         for record in records:
-            ident = made.get(tuple(getattr(record, name) for name in self.keys))
-            if ident is None:
-                lost.append(record)
-                continue
-            object.__setattr__(record, "id", ident)
+            groups.setdefault(frozenset(record._changed), []).append(
+                {name: getattr(record, name) for name in fields}
+            )
             record._changed.clear()
-        table = self.record.table
-        for record in lost:
-            where = [table.c[name] == getattr(record, name) for name in self.keys]
-            ident = connection.execute(select(table.c.id).where(*where)).scalar_one()
-            object.__setattr__(record, "id", ident)
-            record._changed.update(name for name in fields if name not in self.keys)
-        if lost:
-            self.record.updates.write(connection, lost)
+            object.__setattr__(record, "_stored", True)
+        for changed, rows in groups.items():
+            self._statement(connection.dialect.name, changed).execute(connection, rows)
 
-    def _insert(self, dialect: str) -> Any:
-        statement = self._statements.get(dialect)
+    def _statement(self, dialect: str, changed: frozenset[str]) -> Bulk:
+        statement = self._statements.get((dialect, changed))
         if statement is None:
             table = self.record.table
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = self._statements[dialect] = (
-                insert(table)
-                .values({n: bindparam(n, type_=table.c[n].type) for n in self.record.fields()})
-                .on_conflict_do_nothing(index_elements=list(self.keys))
-                .returning(table.c.id, *(table.c[name] for name in self.keys))
+            values = {n: bindparam(n, type_=table.c[n].type) for n in self.record.fields()}
+            made = insert(table).values(values)
+            upsert = (
+                made.on_conflict_do_update(
+                    index_elements=list(self.key),
+                    set_={name: made.excluded[name] for name in sorted(changed)},
+                )
+                if changed
+                else made.on_conflict_do_nothing(index_elements=list(self.key))
             )
+            statement = self._statements[(dialect, changed)] = Bulk(upsert)
         return statement
 
 
 class Record:
-    """A row read for the batch (or made by one of its rows: ``id`` None until inserted);
-    ``id`` and the columns in ``__slots__`` of the subclass."""
+    """A row read for the batch, or made by one of its rows (written with the batch's other
+    deferred writes; ``id`` None, as it is never read back: such tables update by natural
+    key); ``id`` and the columns in ``__slots__`` of the subclass."""
 
-    __slots__ = ("_batch", "_changed", "id")
+    __slots__ = ("_batch", "_changed", "_stored", "id")
     table: ClassVar[Table]
     updates: ClassVar[RecordUpdate]
     inserts: ClassVar[RecordInsert]
     id: int | None
     _batch: Batch
     _changed: set[str]
+    _stored: bool
 
     def __init__(self, batch: Batch, row: Mapping[Any, Any]) -> None:
         object.__setattr__(self, "_batch", batch)
         object.__setattr__(self, "_changed", set())
+        object.__setattr__(self, "_stored", row["id"] is not None)
         object.__setattr__(self, "id", row["id"])
         for name in self.fields():
             object.__setattr__(self, name, row[name])
@@ -148,9 +147,13 @@ class Record:
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
-        if self.id is not None:  # else its insert is still to come, and takes it as it is
-            self._changed.add(name)
-            self._batch.mark(self.updates, self.id, self)
+        self._changed.add(name)
+        if self._stored:  # else its insert is still to come, and takes it as it is
+            updates = self.updates
+            key = (
+                self.id if updates.key == ("id",) else tuple(getattr(self, k) for k in updates.key)
+            )
+            self._batch.mark(updates, key, self)
 
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.fields())
@@ -208,7 +211,7 @@ class FollowRecord(Record):
         "transfer_fail_reason",
     )
     table = _table(CustomerStaff)
-    updates = RecordUpdate(table, order=22)
+    updates = RecordUpdate(table, order=22, key=("customer_id", "staff_userid"))
     customer_id: int
     staff_userid: str
     state: FollowState
@@ -242,7 +245,7 @@ class MemberRecord(Record):
         "quit_scene",
     )
     table = _table(GroupMember)
-    updates = RecordUpdate(table, order=24)
+    updates = RecordUpdate(table, order=24, key=("group_id", "member_userid"))
     group_id: int
     member_userid: str
     member_type: int | None
@@ -279,5 +282,5 @@ class FollowerRecord(Record):
     last_message_at: datetime | None
 
 
-FollowRecord.inserts = RecordInsert(FollowRecord, ("customer_id", "staff_userid"), order=21)
-MemberRecord.inserts = RecordInsert(MemberRecord, ("group_id", "member_userid"), order=23)
+FollowRecord.inserts = RecordInsert(FollowRecord, order=21)
+MemberRecord.inserts = RecordInsert(MemberRecord, order=23)

@@ -84,10 +84,7 @@ class Roster:
         for customer in customers:
             self._put(self._customer_ids, customer.id, customer)
         ids = {customer.id for customer in customers}
-        for account, openid, unionid in sorted(subjects.followers, key=lambda f: f[:2]):
-            follower = self._follower(conn, account, openid, unionid)
-            if follower is not None:
-                ids.add(follower.customer_id)
+        ids |= {follower.customer_id for follower in self._load_followers(conn, subjects)}
         missing = sorted(ids - {customer.id for customer in customers})
         if missing:
             for row in conn.execute(sql.customers_by_id, {"keys": missing}):
@@ -132,17 +129,22 @@ class Roster:
             self._put(cache, k, made)
         return list(found.values())
 
-    def _follower(
-        self, conn: Connection, account: str, openid: str, unionid: str | None
-    ) -> FollowerRecord | None:
-        """The follower ``openid`` of ``account``; a new one gets the customer with its
-        unionid, else a new customer. New followers are rare: one at a time."""
-        key = (account, openid)
-        if self._fresh(self._followers, key):
-            return None
-        sql = self._sql
-        row = conn.execute(sql.follower, {"account": account, "openid": openid}).first()
-        if row is None:
+    def _load_followers(self, conn: Connection, subjects: Subjects) -> list[FollowerRecord]:
+        """The followers the batch names: read together; a new one gets the customer with its
+        unionid, else a new customer (new followers are rare: one at a time)."""
+        wanted = {
+            (a, o): u for a, o, u in subjects.followers if not self._fresh(self._followers, (a, o))
+        }
+        if not wanted:
+            return []
+        sql, found = self._sql, []
+        for row in conn.execute(sql.followers, {"keys": sorted({o for _, o in wanted})}):
+            if (row.account, row.openid) in wanted:
+                found.append(FollowerRecord(self._batch, row._mapping))
+        known = {(f.account, f.openid) for f in found}
+        for (account, openid), unionid in sorted(wanted.items()):
+            if (account, openid) in known:
+                continue
             customer = None
             if unionid:
                 customer = conn.execute(sql.by_unionid, {"unionid": unionid}).first()
@@ -150,12 +152,13 @@ class Roster:
                 new = {"unionid": unionid, "created_at": self._now}
                 customer = conn.execute(sql.new_customer, new).one()
             values = {"account": account, "openid": openid, "customer_id": customer.id}
-            row = conn.execute(sql.new_follower, [{**values, "subscribed": False}]).first()
-            if row is None:  # another processor added the follower first
-                row = conn.execute(sql.follower, {"account": account, "openid": openid}).one()
-        follower = FollowerRecord(self._batch, row._mapping)
-        self._put(self._followers, key, follower)
-        return follower
+            made = conn.execute(sql.new_follower, [{**values, "subscribed": False}]).first()
+            if made is None:  # another processor added the follower first
+                made = conn.execute(sql.follower, {"account": account, "openid": openid}).one()
+            found.append(FollowerRecord(self._batch, made._mapping))
+        for follower in found:
+            self._put(self._followers, (follower.account, follower.openid), follower)
+        return found
 
     def _load_follows(self, conn: Connection, customer_ids: list[int]) -> None:
         """Every relationship the batch's customers have (the owner is one of them)."""

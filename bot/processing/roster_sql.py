@@ -1,9 +1,9 @@
 """The roster's statements, built once per dialect: building and cache-keying a statement
 costs more than running it on SQLite.
 
-Lookups take a list of keys (``IN`` on SQLite, ``= ANY(array)`` on PostgreSQL: one prepared
-statement whatever the count); inserts are ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
-run as one ``executemany`` (SQLAlchemy's insertmanyvalues: multi-row ``VALUES``).
+Lookups take a list of keys (:func:`store.bulk.in_list`: one statement whatever the count);
+inserts are ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` run as one ``executemany``
+(SQLAlchemy's insertmanyvalues: multi-row ``VALUES``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from bot.processing.records import (
     Record,
     StaffRecord,
 )
+from store.bulk import in_list
 
 
 def any_of(column: Any, name: str, postgres: bool) -> Any:
-    """``column IN (:name...)``, or ``column = ANY(:name)`` on PostgreSQL."""
-    if postgres:
-        return column == bindparam(name, type_=postgresql.ARRAY(column.type)).any_()
-    return column.in_(bindparam(name, expanding=True))
+    return in_list(column, name, postgres=postgres)
 
 
 def _param(record: type[Record], name: str) -> Any:
@@ -57,6 +55,7 @@ class RosterStatements:
         self.staff = by(StaffRecord, "userid")
         self.follows = by(FollowRecord, "customer_id")
         self.groups = by(GroupRecord, "chat_id")
+        self.followers = by(FollowerRecord, "openid")
         self.members = by(MemberRecord, "member_userid").where(
             any_of(MemberRecord.table.c.group_id, "groups", postgres)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy import Connection, Table, bindparam, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sop.engine.catalog import CatalogEntry
@@ -23,6 +23,7 @@ from sop.engine.enroll import EnrollResult, Skip, first_due_at
 from sop.engine.facts import EnrollmentFacts, Known, PeopleView
 from sop.engine.matching import Match
 from store.batch import Batch
+from store.bulk import Bulk
 from store.models import AgendaItem, AgendaKind, AgendaState, Enrollment, EnrollmentState, Waiting
 
 
@@ -105,59 +106,77 @@ _AGENDA = cast(Table, AgendaItem.__table__)
 
 
 class EnrollmentInsert:
-    """The batch's new enrollments, then their first agenda rows (one ``executemany`` each)."""
+    """The batch's new enrollments, then their first agenda rows: one ``executemany`` each,
+    the agenda row finding its enrollment by key (so no id is read back); an occurrence key
+    already taken gets neither."""
 
     order = 55
 
     def __init__(self) -> None:
-        self._enroll: dict[str, Any] = {}
-        c, a = _ENROLLMENTS.c, _AGENDA.c
-        self._agenda = insert(_AGENDA).values(
-            {
-                name: bindparam(name, type_=a[name].type)
-                for name in ("enrollment_id", "due_at", "created_at", "updated_at")
-            }
-            | {"seq": 1, "step_index": 0, "kind": AgendaKind.STEP, "state": AgendaState.PENDING}
-            | {"attempts": 0}
-        )
-        self._columns = {
-            name: bindparam(name, type_=c[name].type)
-            for name in (
-                "key", "playbook", "version_id", "customer_id", "group_id", "staff_userid",
-                "state", "waiting", "context", "seq", "enrolled_at", "updated_at",
-            )
-        }  # fmt: skip
+        self._statements: dict[str, tuple[Bulk, Bulk]] = {}
 
-    def _insert(self, dialect: str) -> Any:
-        statement = self._enroll.get(dialect)
-        if statement is None:
-            dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = self._enroll[dialect] = (
-                dialect_insert(_ENROLLMENTS)
-                .values(self._columns)
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(_ENROLLMENTS.c.id, _ENROLLMENTS.c.key)
+    def _built(self, dialect: str) -> tuple[Bulk, Bulk]:
+        built = self._statements.get(dialect)
+        if built is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            c, a = _ENROLLMENTS.c, _AGENDA.c
+            enroll = insert(_ENROLLMENTS).values(
+                {name: bindparam(name, type_=c[name].type) for name in _ENROLLMENT_COLUMNS}
             )
-        return statement
+            first = select(
+                c.id,
+                literal(1),
+                literal(0),
+                literal(AgendaKind.STEP, a.kind.type),
+                bindparam("due_at", type_=a.due_at.type),
+                literal(AgendaState.PENDING, a.state.type),
+                literal(0),
+                bindparam("now", type_=a.created_at.type),
+                bindparam("now", type_=a.updated_at.type),
+            ).where(
+                c.key == bindparam("key", type_=c.key.type), c.enrolled_at == bindparam("now_")
+            )
+            agenda = insert(_AGENDA).from_select(
+                [
+                    "enrollment_id",
+                    "seq",
+                    "step_index",
+                    "kind",
+                    "due_at",
+                    "state",
+                    "attempts",
+                    "created_at",
+                    "updated_at",
+                ],  # fmt: skip
+                first,
+            )
+            built = self._statements[dialect] = (
+                Bulk(enroll.on_conflict_do_nothing(index_elements=["key"])),
+                Bulk(agenda.on_conflict_do_nothing(index_elements=["enrollment_id", "seq"])),
+            )
+        return built
 
     def write(self, connection: Connection, items: list[tuple[dict[str, Any], datetime]]) -> None:
-        rows = [enrollment for enrollment, _ in items]
-        made = dict(
-            (key, ident)
-            for ident, key in connection.execute(self._insert(connection.dialect.name), rows)
+        enroll, agenda = self._built(connection.dialect.name)
+        enroll.execute(connection, [enrollment for enrollment, _ in items])
+        agenda.execute(
+            connection,
+            [
+                {
+                    "key": e["key"],
+                    "due_at": due_at,
+                    "now": e["enrolled_at"],
+                    "now_": e["enrolled_at"],
+                }
+                for e, due_at in items
+            ],
         )
-        agenda = [
-            {
-                "enrollment_id": made[enrollment["key"]],
-                "due_at": due_at,
-                "created_at": enrollment["enrolled_at"],
-                "updated_at": enrollment["enrolled_at"],
-            }
-            for enrollment, due_at in items
-            if enrollment["key"] in made
-        ]
-        if agenda:
-            connection.execute(self._agenda, agenda)
+
+
+_ENROLLMENT_COLUMNS = (
+    "key", "playbook", "version_id", "customer_id", "group_id", "staff_userid", "state",
+    "waiting", "context", "seq", "enrolled_at", "updated_at",
+)  # fmt: skip
 
 
 ENROLLMENTS = EnrollmentInsert()

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, select, text
 
 from sop.playbooks.model import Playbook
 from store.batch import Batch
+from store.bulk import in_list
 from store.models import Enrollment, EnrollmentState, Waiting
 
 #: ``Batch.state`` keys: the bot's view of the batch's people, and the enrollment facts.
@@ -83,11 +83,7 @@ _READ = {
         _E.enrolled_at,
         _E.ended_at,
         _E.goal_met_at,
-    ).where(
-        _E.customer_id == bindparam("ids", type_=postgresql.ARRAY(_E.customer_id.type)).any_()
-        if postgres
-        else _E.customer_id.in_(bindparam("ids", expanding=True))
-    )
+    ).where(in_list(_E.customer_id, "ids", postgres=postgres))
     for postgres in (False, True)
 }
 _LOCK = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
@@ -112,11 +108,33 @@ class EnrollmentFacts:
         found = batch.state.get(FACTS)
         return found if isinstance(found, EnrollmentFacts) else None
 
+    def trusted(self) -> bool:
+        """No statement of a row's own has written enrollments since they were read."""
+        return self._batch.generation(Enrollment.__tablename__) == self._generation
+
     def of(self, customer_id: int) -> list[Known] | None:
         """The customer's enrollments, or None when they were not read or are not trusted."""
-        if self._batch.generation(Enrollment.__tablename__) != self._generation:
+        if not self.trusted():
             return None
         return self._known.get(customer_id)
+
+    async def reread(self, customer_id: int) -> None:
+        """Read the customer's enrollments again (in the row's savepoint) after the engine's
+        own statements changed them, and trust the facts again: the caller knows no other
+        enrollment was written since :meth:`trusted`. Should the row fail, the customer's
+        enrollments go back to what they were, in the database and here."""
+        fresh = await read_facts(self._batch, [customer_id], lock=False)
+        previous = self._known.get(customer_id)
+        self._known[customer_id] = fresh[customer_id]
+        self._generation = self._batch.generation(Enrollment.__tablename__)
+
+        def undo() -> None:
+            if previous is None:
+                self._known.pop(customer_id, None)
+            else:
+                self._known[customer_id] = previous
+
+        self._batch.on_undo(undo)
 
     def add(self, customer_id: int, known: Known) -> None:
         """A new enrollment of the current row (taken back if the row fails)."""

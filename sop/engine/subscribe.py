@@ -84,10 +84,25 @@ class EngineSubscriber:
         catalog = self._catalog()
         now = self._clock.now()
         batch = Batch.of(session)
-        if batch is not None:
-            if self._judged_from_facts(batch, catalog, event, name, now):
-                return
-            await batch.savepoint()
+        if batch is None:
+            await self._react(session, catalog, event, name, now)
+            return
+        if self._judged_from_facts(batch, catalog, event, name, now):
+            return
+        facts = EnrollmentFacts.of_batch(batch)
+        trusted = facts is not None and facts.trusted()
+        await batch.savepoint()
+        await self._react(session, catalog, event, name, now)
+        customer_id = getattr(event, "customer_id", None)
+        if facts is not None and trusted and customer_id is not None:
+            # Only this path wrote enrollments since the batch read them, and only this
+            # customer's: read the customer's again, and the others stay trusted.
+            await facts.reread(customer_id)
+
+    async def _react(
+        self, session: AsyncSession, catalog: Catalog, event: DomainEvent, name: str, now: datetime
+    ) -> None:
+        """The reactions statement by statement (see the module docstring for the order)."""
         if isinstance(event, MessageReceived) and await handle_opt_words(
             session, catalog, event, settings=self._settings.opt_out, now=now
         ):

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.callback import samples
 from sop.engine import subscribe
 from sop.events import CustomerAdded, DomainEvent
 from store.models import AgendaItem, Enrollment, EnrollmentState, InboxRow, InboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
-from tests.support.e2e import World, running_world
+from tests.support.e2e import APP, STAFF, World, running_world
 
 
 @pytest.fixture
@@ -79,3 +80,39 @@ async def test_one_batch_enrolls_like_one_by_one_and_a_failed_row_takes_its_enro
         (enrollments[1].id, 1, 0),
     ]
     assert all(a.due_at == world.now for a in agenda)  # the welcome goes at once
+
+
+async def removed(world: World, external_userid: str, staff: str = STAFF) -> None:
+    """The customer removes ``staff`` (``del_follow_user``)."""
+    at = int(world.now.timestamp())
+    plaintext = (
+        f"<xml><ToUserName>{world.wecom.corp_id}</ToUserName><FromUserName>sys</FromUserName>"
+        f"<CreateTime>{at}</CreateTime><MsgType>event</MsgType>"
+        "<Event>change_external_contact</Event><ChangeType>del_follow_user</ChangeType>"
+        f"<UserID>{staff}</UserID><ExternalUserID>{external_userid}</ExternalUserID></xml>"
+    )
+    status, _ = await world.post(
+        samples.sign_wecom(APP, world.wecom.corp_id, plaintext, timestamp=at, nonce=f"d{at}")
+    )
+    assert status == 200
+
+
+async def test_after_an_exit_statement_by_statement_the_batch_goes_on_from_its_facts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def one_by_one(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("judged from the batch's facts, not statement by statement")
+
+    monkeypatch.setattr(subscribe, "enroll", one_by_one)
+    await world.customer_adds("wmExitA", state="expo2026")
+    await removed(world, "wmExitA")  # onboarding exits (left): the engine's own statements
+    await world.customer_adds("wmExitB", state="expo2026")
+    await world.customer_adds("wmExitA", staff="lisi", state="expo2026")  # reentry: never
+    assert await world.runtime.processor.run_once() == 4
+
+    assert {row.state for row in await world.rows(InboxRow)} == {InboxState.DONE}
+    enrollments = await world.rows(Enrollment)
+    assert [(e.playbook, e.state, e.end_reason is not None) for e in enrollments] == [
+        ("onboarding", EnrollmentState.EXITED, True),
+        ("onboarding", EnrollmentState.ACTIVE, False),
+    ]
