@@ -75,7 +75,12 @@ async def serve(database_url: str, full: bool, engine_runs: bool) -> None:
         async with open_runtime(bench_config(database_url)) as runtime:
             if not engine_runs:
                 runtime.sop_engine = None  # enrollments are made; their steps wait
-            await serve_app(build_app(runtime), runtime.writer)
+            processor = runtime.processor
+            await serve_app(
+                build_app(runtime),
+                runtime.writer,
+                lambda: {"processor_batches": processor.batches, "processed": processor.rows},
+            )
         return
     engine = create_engine(database_url)
     writer = InboxWriter(session_factory(engine), SystemClock())
@@ -87,7 +92,11 @@ async def serve(database_url: str, full: bool, engine_runs: bool) -> None:
     await engine.dispose()
 
 
-async def serve_app(app: web.Application, writer: InboxWriter) -> None:
+async def serve_app(
+    app: web.Application,
+    writer: InboxWriter,
+    more: Callable[[], dict[str, int]] = dict,
+) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -97,7 +106,7 @@ async def serve_app(app: web.Application, writer: InboxWriter) -> None:
     print(f"READY {port}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats = asdict(writer.stats)
+    stats = {**asdict(writer.stats), **more()}
     await runner.cleanup()
     cpu = (usage.ru_utime + usage.ru_stime) - (started.ru_utime + started.ru_stime)
     report = {
@@ -274,7 +283,14 @@ def bench_backend(label: str, url: str, plan: Plan) -> None:
         f"({latency} while processing), processed {processed:,.0f}/s end to end "
         f"(backlog {served.backlog} rows at the last answer, drained "
         f"{served.drained_at - result.ended:.2f} s later); peak RSS "
-        f"{stats.get('peak_rss_mb', '?')} MB; server CPU {cpu_us:.0f} us a callback"
+        f"{stats.get('peak_rss_mb', '?')} MB; server CPU {cpu_us:.0f} us a callback "
+        f"(~{1e6 / max(cpu_us, 1):,.0f}/s on a core of its own)"
+    )
+    batches = stats.get("processor_batches") or 1
+    print(
+        f"{'':<10} {stats.get('batches', '?')} inbox writer transactions (largest "
+        f"{stats.get('largest_batch', '?')}), {batches} processor batches "
+        f"({stats.get('processed', 0) / batches:.0f} rows a batch)"
     )
 
 

@@ -24,12 +24,12 @@ What stays true for each unit:
 
 from __future__ import annotations
 
-import contextlib
+import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Delete, Insert, TextClause, Update, event
+from sqlalchemy import Connection, Delete, Engine, Insert, TextClause, Update, event
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.sql.elements import SavepointClause
 
@@ -90,16 +90,21 @@ class Batch:
         return found if isinstance(found, Batch) else None
 
     async def __aenter__(self) -> Batch:
-        connection = await self.session.connection()
-        self._connection = connection.sync_connection
-        event.listen(self._connection, "before_execute", self._guard)
+        connection = (await self.session.connection()).sync_connection
+        assert connection is not None
+        engine = connection.engine
+        if engine not in _GUARDED:
+            event.listen(engine, "before_execute", _guard)
+            _GUARDED.add(engine)
+        connection.info[_KEY] = self
+        self._connection = connection
         self.session.info[_KEY] = self
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         self.session.info.pop(_KEY, None)
         if self._connection is not None:
-            event.remove(self._connection, "before_execute", self._guard)
+            self._connection.info.pop(_KEY, None)
             self._connection = None
 
     # -- deferring ------------------------------------------------------------------------------
@@ -124,22 +129,10 @@ class Batch:
 
     # -- units ----------------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def unit(self) -> AsyncIterator[None]:
-        """Run one item; if it raises, everything it did is undone and the error propagates."""
-        if self._unit is not None:
-            raise RuntimeError("Batch.unit() inside another unit")
-        unit = self._unit = _Unit()
-        try:
-            if self.isolated:
-                await self.savepoint()
-            yield
-            await self._close(unit)
-        except BaseException:
-            await self._abort(unit)
-            raise
-        finally:
-            self._unit = None
+    def unit(self) -> _UnitScope:
+        """``async with batch.unit():`` one item; if it raises, everything it did is undone
+        and the error propagates."""
+        return _UnitScope(self)
 
     async def savepoint(self) -> None:
         """Before the current unit's first statement: write what is deferred, open its
@@ -217,7 +210,9 @@ class Batch:
 
     # -- the guard ------------------------------------------------------------------------------
 
-    def _guard(self, _conn: Connection, clause: Any, *_args: Any) -> None:
+    def guard(self, clause: Any) -> None:
+        """Every statement on the batch's connection: refused in a unit without its
+        savepoint, counted in its table's generation when it writes."""
         unit = self._unit
         if unit is None or self._writing:
             return
@@ -233,6 +228,51 @@ class Batch:
             _WRITES
         ):
             self._text_writes += 1
+
+
+class _UnitScope:
+    __slots__ = ("_batch", "_unit")
+
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
+        self._unit: _Unit | None = None
+
+    async def __aenter__(self) -> None:
+        batch = self._batch
+        if batch._unit is not None:
+            raise RuntimeError("Batch.unit() inside another unit")
+        self._unit = batch._unit = _Unit()
+        if batch.isolated:
+            try:
+                await batch.savepoint()
+            except BaseException:
+                batch._unit = None
+                raise
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_exc: object) -> None:
+        batch, unit = self._batch, self._unit
+        assert unit is not None
+        try:
+            if kind is None:
+                try:
+                    await batch._close(unit)
+                except BaseException:
+                    await batch._abort(unit)
+                    raise
+            else:
+                await batch._abort(unit)
+        finally:
+            batch._unit = None
+
+
+#: Engines whose connections call the guard of the batch they belong to.
+_GUARDED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _guard(conn: Connection, clause: Any, *_args: Any) -> None:
+    batch = conn.info.get(_KEY)
+    if batch is not None:
+        batch.guard(clause)
 
 
 def _run(connection: Connection, jobs: list[tuple[Deferred, list[Any]]]) -> None:

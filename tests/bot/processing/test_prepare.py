@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.processing.handlers.registry import build_router
-from bot.processing.processor import InboxProcessor
+from bot.processing.processor import MIN_BATCH, InboxProcessor
 from sop.events import CustomerAdded, CustomerRemoved, DomainEvent, MessageReceived
 from store.batch import Batch
 from store.models import (
@@ -145,11 +145,13 @@ async def test_a_batch_ends_when_its_time_is_up_and_the_rest_waits(harness: Harn
         harness.clock.advance(timedelta(seconds=0.6))
 
     harness.bus.subscribe(MessageReceived, slow, batched=True)
-    for n in range(5):
+    for n in range(MIN_BATCH + 4):
         await harness.add(samples.app_message("text", Content=f"m{n}", msg_id=n))
-    assert await processor.run_once() == 2
+    # Its time is up after two rows, but a batch takes at least MIN_BATCH of them.
+    assert await processor.run_once() == MIN_BATCH
     assert processor.more_pending
-    assert await states(harness) == [InboxState.DONE] * 2 + [InboxState.PENDING] * 3
-    taken = [await processor.run_once() for _ in range(4)]
-    assert sum(taken) == 3 and taken[-1] == 0 and not processor.more_pending
-    assert [e.text for e in harness.published(MessageReceived)] == [f"m{n}" for n in range(5)]
+    assert await states(harness) == [InboxState.DONE] * MIN_BATCH + [InboxState.PENDING] * 4
+    assert await processor.run_once() == 4
+    assert await processor.run_once() == 0 and not processor.more_pending
+    texts = [e.text for e in harness.published(MessageReceived)]
+    assert texts == [f"m{n}" for n in range(MIN_BATCH + 4)]
