@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -167,24 +168,46 @@ async def migrate(url: str) -> None:
         await engine.dispose()
 
 
-async def inbox_counts(url: str) -> tuple[int, int]:
-    """(all rows, pending rows), read without taking SQLite's write lock."""
-    path = sqlite_path(url)
-    sql = "SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM inbox"
-    if path is not None:
-        with sqlite3.connect(path, isolation_level=None) as conn:
-            total, pending = conn.execute(sql).fetchone()
-        return int(total), int(pending)
-    import asyncpg
+_COUNTS = "SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM inbox"
 
-    dsn = normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        row = await conn.fetchrow(sql)
-    finally:
-        await conn.close()
-    assert row is not None
-    return int(row[0]), int(row[1])
+
+class InboxCounter:
+    """Counts inbox rows on one connection of its own (a plain read: no SQLite write lock)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgres: Any = None
+
+    async def __aenter__(self) -> InboxCounter:
+        path = sqlite_path(self._url)
+        if path is not None:
+            self._sqlite = sqlite3.connect(path, isolation_level=None)
+        else:
+            import asyncpg
+
+            url = normalize_url(self._url).set(drivername="postgresql")
+            self._postgres = await asyncpg.connect(url.render_as_string(hide_password=False))
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._postgres is not None:
+            await self._postgres.close()
+
+    async def counts(self) -> tuple[int, int]:
+        """(all rows, pending rows)."""
+        if self._sqlite is not None:
+            total, pending = self._sqlite.execute(_COUNTS).fetchone()
+        else:
+            total, pending = await self._postgres.fetchrow(_COUNTS)
+        return int(total), int(pending)
+
+
+async def inbox_counts(url: str) -> tuple[int, int]:
+    async with InboxCounter(url) as counter:
+        return await counter.counts()
 
 
 async def wait_drained(url: str, patience: float = 600.0) -> tuple[float, int]:
@@ -192,14 +215,15 @@ async def wait_drained(url: str, patience: float = 600.0) -> tuple[float, int]:
     its commit); returns when (``time.perf_counter``) and the backlog at the first poll."""
     deadline = time.perf_counter() + patience
     first_pending: int | None = None
-    while True:
-        _, pending = await inbox_counts(url)
-        first_pending = pending if first_pending is None else first_pending
-        if pending == 0:
-            return time.perf_counter(), first_pending
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{pending} inbox rows still pending after {patience:.0f} s")
-        await asyncio.sleep(0.02)
+    async with InboxCounter(url) as counter:
+        while True:
+            _, pending = await counter.counts()
+            first_pending = pending if first_pending is None else first_pending
+            if pending == 0:
+                return time.perf_counter(), first_pending
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{pending} inbox rows still pending after {patience:.0f} s")
+            await asyncio.sleep(0.05)
 
 
 # -- one run ----------------------------------------------------------------------------------
