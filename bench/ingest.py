@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,18 +38,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from bench.common import postgres_available, run, scratch_postgres
+from bench.ingest_drain import inbox_counts, wait_drained
 from bench.ingest_driver import DriveResult, drive
 from bench.ingest_traffic import APP, CORP_ID, MP, Traffic, bench_config, make_traffic
 from bot.callback.inbox_writer import InboxWriter
 from bot.callback.routes import add_callback_routes
 from bot.callback.samples import SignedRequest
 from sop.clock import SystemClock
-from store.db import create_engine, normalize_url, session_factory, sqlite_path
+from store.db import create_engine, session_factory
 from store.migrate import upgrade
 
 
@@ -166,64 +165,6 @@ async def migrate(url: str) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
-
-
-_COUNTS = "SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM inbox"
-
-
-class InboxCounter:
-    """Counts inbox rows on one connection of its own (a plain read: no SQLite write lock)."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._sqlite: sqlite3.Connection | None = None
-        self._postgres: Any = None
-
-    async def __aenter__(self) -> InboxCounter:
-        path = sqlite_path(self._url)
-        if path is not None:
-            self._sqlite = sqlite3.connect(path, isolation_level=None)
-        else:
-            import asyncpg
-
-            url = normalize_url(self._url).set(drivername="postgresql")
-            self._postgres = await asyncpg.connect(url.render_as_string(hide_password=False))
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-        if self._postgres is not None:
-            await self._postgres.close()
-
-    async def counts(self) -> tuple[int, int]:
-        """(all rows, pending rows)."""
-        if self._sqlite is not None:
-            total, pending = self._sqlite.execute(_COUNTS).fetchone()
-        else:
-            total, pending = await self._postgres.fetchrow(_COUNTS)
-        return int(total), int(pending)
-
-
-async def inbox_counts(url: str) -> tuple[int, int]:
-    async with InboxCounter(url) as counter:
-        return await counter.counts()
-
-
-async def wait_drained(url: str, patience: float = 600.0) -> tuple[float, int]:
-    """Poll until no inbox row is pending (every answered callback is in: an answer follows
-    its commit); returns when (``time.perf_counter``) and the backlog at the first poll."""
-    deadline = time.perf_counter() + patience
-    first_pending: int | None = None
-    async with InboxCounter(url) as counter:
-        while True:
-            _, pending = await counter.counts()
-            first_pending = pending if first_pending is None else first_pending
-            if pending == 0:
-                return time.perf_counter(), first_pending
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{pending} inbox rows still pending after {patience:.0f} s")
-            await asyncio.sleep(0.05)
 
 
 # -- one run ----------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Preparing a claimed batch: parse every row, then read (or create) everything the rows name.
 
+A batch replayed row by row (:class:`store.batch.Batch` ``isolated``, after its shared work
+failed) skips the shared reads: each row then reads what it names in its own savepoint, so a
+row whose ids the database refuses fails alone.
+
 Done once per batch instead of once per row: the customers, staff, relationships, groups,
 members and followers the rows name are looked up in one statement per table
 (:class:`~bot.processing.roster.Roster`), and the event subscribers read what they need for
@@ -66,7 +70,8 @@ async def prepare(
         except Exception:  # the handler meets the same problem and fails the row with it
             log.debug("inbox row %s: what it names is unclear", row.id, exc_info=True)
     roster = Roster(batch, now)
-    await roster.load(subjects)
     batch.state[PEOPLE] = roster
-    await bus.prepare(batch.session, roster.customer_ids())
+    if not batch.isolated:  # replayed row by row: each row reads what it names itself
+        await roster.load(subjects)
+        await bus.prepare(batch.session, roster.customer_ids())
     return prepared, roster

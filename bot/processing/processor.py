@@ -8,9 +8,9 @@ its writes are deferred to the batch's flush, and it gets a SAVEPOINT as soon as
 subscriber) runs a statement. A row whose handler fails is rolled back alone, with everything
 its subscribers wrote, and marked ``failed`` with its error, while the rest of the batch
 commits. A row is marked done in the same transaction as its effects, so it can never be
-processed twice. Should the batch's deferred writes fail at the flush, the batch is rolled
-back and replayed with every row in its own savepoint and its writes made at once, so the
-row at fault is the one that fails.
+processed twice. Should what the batch does for all its rows fail (the look-ups up front, the
+writes at the end), the batch is rolled back and replayed with every row in its own savepoint,
+reading and writing at once, so the row at fault is the one that fails.
 
 A batch ends after ``batch_seconds`` on the processor's clock (rows left over stay pending):
 the answer path's inbox writer waits for the same SQLite write lock, and the event loop.
@@ -150,8 +150,8 @@ class InboxProcessor:
         """Process one batch of pending rows; returns how many rows were taken (done or failed)."""
         try:
             return await self._run_batch(isolated=False)
-        except _FlushFailed as failed:
-            log.warning("inbox batch flush failed (%s); replaying row by row", failed.__cause__)
+        except _SharedWorkFailed as failed:
+            log.warning("inbox batch failed (%r); replaying it row by row", failed.__cause__)
             return await self._run_batch(isolated=True)
 
     async def _run_batch(self, *, isolated: bool) -> int:
@@ -184,7 +184,12 @@ class InboxProcessor:
         self, session: AsyncSession, batch: Batch, rows: list[Claimed]
     ) -> int:
         started = self._clock.now()
-        prepared, roster = await prepare(batch, rows, self._router, self._bus, started)
+        try:
+            prepared, roster = await prepare(batch, rows, self._router, self._bus, started)
+        except Exception as exc:
+            if batch.isolated or is_transient(exc):
+                raise
+            raise _SharedWorkFailed from exc
         done: list[int] = []
         failed: list[tuple[int, str]] = []
         paced = time.monotonic()
@@ -208,7 +213,7 @@ class InboxProcessor:
         except Exception as exc:
             if batch.isolated or is_transient(exc):
                 raise
-            raise _FlushFailed from exc
+            raise _SharedWorkFailed from exc
         await self._finish(session, done, failed)
         return len(done) + len(failed)
 
@@ -285,8 +290,9 @@ class InboxProcessor:
                 await wait_any(wake, stop, seconds=self._poll_interval)
 
 
-class _FlushFailed(Exception):
-    """The batch's deferred writes failed; the batch is replayed row by row."""
+class _SharedWorkFailed(Exception):
+    """What the batch does for all its rows (the look-ups up front, the writes at the end)
+    failed; the batch is replayed row by row."""
 
 
 async def retry_failed(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from bot.processing.messages import is_external_id
+from bot.processing.record_cache import RecordCache
 from bot.processing.records import (
     CustomerRecord,
     FollowerRecord,
@@ -37,15 +38,6 @@ from store.models import FollowState
 R = TypeVar("R", bound=Record)
 
 
-class _Cache:
-    """One table's records by key, each with the table's generation when it was read."""
-
-    __slots__ = ("entries",)
-
-    def __init__(self) -> None:
-        self.entries: dict[Hashable, tuple[Record, int]] = {}
-
-
 class Roster:
     """What the batch's rows name, by key; also the engine's view of the batch's people
     (:class:`sop.engine.facts.PeopleView`: opt-out, owner, group name without a statement)."""
@@ -54,16 +46,16 @@ class Roster:
         self._batch = batch
         self._now = now
         self._sql: RosterStatements = statements(batch.session.get_bind().dialect.name)
-        self._customers = _Cache()  # external_userid
-        self._customer_ids = _Cache()  # id
-        self._staff = _Cache()  # userid
-        self._follows = _Cache()  # (customer_id, staff_userid)
+        self._customers = RecordCache(batch, CustomerRecord)  # external_userid
+        self._customer_ids = RecordCache(batch, CustomerRecord)  # id
+        self._staff = RecordCache(batch, StaffRecord)  # userid
+        self._follows = RecordCache(batch, FollowRecord)  # (customer_id, staff_userid)
         self._follows_of: dict[int, list[FollowRecord]] = {}  # every relationship, when read
-        self._groups = _Cache()  # chat_id
-        self._group_ids = _Cache()  # id
-        self._members = _Cache()  # (group_id, member_userid)
+        self._groups = RecordCache(batch, GroupRecord)  # chat_id
+        self._group_ids = RecordCache(batch, GroupRecord)  # id
+        self._members = RecordCache(batch, MemberRecord)  # (group_id, member_userid)
         self._absent: dict[tuple[int, str], int] = {}  # members read as missing, generation
-        self._followers = _Cache()  # (account, openid)
+        self._followers = RecordCache(batch, FollowerRecord)  # (account, openid)
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -82,18 +74,18 @@ class Roster:
             sql.new_customers, {"created_at": now, "custom_fields": {}},
         )  # fmt: skip
         for customer in customers:
-            self._put(self._customer_ids, customer.id, customer)
+            self._customer_ids.put(customer.id, customer)
         ids = {customer.id for customer in customers}
         ids |= {follower.customer_id for follower in self._load_followers(conn, subjects)}
         missing = sorted(ids - {customer.id for customer in customers})
         if missing:
             for row in conn.execute(sql.customers_by_id, {"keys": missing}):
-                self._put(self._customer_ids, row.id, CustomerRecord(self._batch, row._mapping))
+                self._customer_ids.put(row.id, CustomerRecord(self._batch, row._mapping))
         chats = sorted(subjects.groups | {chat for chat, _ in subjects.members})
         groups = self._fetch(conn, GroupRecord, self._groups, "chat_id", chats, sql.groups,
                              sql.new_groups, {"created_at": now})  # fmt: skip
         for group in groups:
-            self._put(self._group_ids, group.id, group)
+            self._group_ids.put(group.id, group)
         self._load_follows(conn, sorted(ids))
         self._load_members(conn, subjects)
 
@@ -101,7 +93,7 @@ class Roster:
         self,
         conn: Connection,
         record: type[R],
-        cache: _Cache,
+        cache: RecordCache[R],
         key: str,
         keys: list[Any],
         select_stmt: Any,
@@ -110,7 +102,7 @@ class Roster:
     ) -> list[R]:
         """Read ``keys`` (sorted) into ``cache``, insert the missing ones, read lost races
         again; returns the records read or made here."""
-        keys = [k for k in keys if not self._fresh(cache, k)]
+        keys = [k for k in keys if not cache.fresh(k)]
         if not keys:
             return []
         found: dict[Any, R] = {}
@@ -126,15 +118,13 @@ class Roster:
                 for row in conn.execute(select_stmt, {"keys": lost}):
                     found[row._mapping[key]] = record(self._batch, row._mapping)
         for k, made in found.items():
-            self._put(cache, k, made)
+            cache.put(k, made)
         return list(found.values())
 
     def _load_followers(self, conn: Connection, subjects: Subjects) -> list[FollowerRecord]:
         """The followers the batch names: read together; a new one gets the customer with its
         unionid, else a new customer (new followers are rare: one at a time)."""
-        wanted = {
-            (a, o): u for a, o, u in subjects.followers if not self._fresh(self._followers, (a, o))
-        }
+        wanted = {(a, o): u for a, o, u in subjects.followers if not self._followers.fresh((a, o))}
         if not wanted:
             return []
         sql, found = self._sql, []
@@ -157,7 +147,7 @@ class Roster:
                 made = conn.execute(sql.follower, {"account": account, "openid": openid}).one()
             found.append(FollowerRecord(self._batch, made._mapping))
         for follower in found:
-            self._put(self._followers, (follower.account, follower.openid), follower)
+            self._followers.put((follower.account, follower.openid), follower)
         return found
 
     def _load_follows(self, conn: Connection, customer_ids: list[int]) -> None:
@@ -179,17 +169,15 @@ class Roster:
                 self._follows_of[cid] = follows
 
     def _add_follow(self, record: FollowRecord) -> None:
-        self._put(self._follows, (record.customer_id, record.staff_userid), record)
+        self._follows.put((record.customer_id, record.staff_userid), record)
         follows = self._follows_of.setdefault(record.customer_id, [])
         follows.append(record)
         self._batch.on_undo(lambda: follows.remove(record) if record in follows else None)
 
     def _load_members(self, conn: Connection, subjects: Subjects) -> None:
         """The members the batch names that exist (the others are made by their rows)."""
-        keys = sorted(
-            (self._cached(self._groups, chat).id, userid) for chat, userid in subjects.members
-        )
-        keys = [key for key in keys if not self._fresh(self._members, key)]
+        keys = sorted((self._groups.get(chat).id, userid) for chat, userid in subjects.members)
+        keys = [key for key in keys if not self._members.fresh(key)]
         if not keys:
             return
         params = {"keys": sorted({u for _, u in keys}), "groups": sorted({g for g, _ in keys})}
@@ -197,47 +185,25 @@ class Roster:
         for row in conn.execute(self._sql.members, params):
             key = (row.group_id, row.member_userid)
             if key in wanted:
-                self._put(self._members, key, MemberRecord(self._batch, row._mapping))
+                self._members.put(key, MemberRecord(self._batch, row._mapping))
         generation = self._batch.generation(MemberRecord.table.name)
         for key in keys:
-            if key not in self._members.entries:
+            if not self._members.fresh(key):
                 self._absent[key] = generation
 
-    # -- the cache ------------------------------------------------------------------------------
-
-    def _fresh(self, cache: _Cache, key: Hashable) -> bool:
-        found = cache.entries.get(key)
-        return found is not None and found[1] == self._batch.generation(found[0].table.name)
-
-    @staticmethod
-    def _cached(cache: _Cache, key: Hashable) -> Any:
-        return cache.entries[key][0]
-
-    def _put(self, cache: _Cache, key: Hashable, record: Record) -> None:
-        entries = cache.entries
-        previous = entries.get(key)
-        entries[key] = (record, self._batch.generation(record.table.name))
-
-        def undo() -> None:
-            if previous is None:
-                entries.pop(key, None)
-            else:
-                entries[key] = previous
-
-        self._batch.on_undo(undo)
-
-    async def _get(self, cache: _Cache, key: Hashable, subjects: Callable[[], Subjects]) -> Any:
-        if not self._fresh(cache, key):
+    async def _get(
+        self, cache: RecordCache[R], key: Hashable, subjects: Callable[[], Subjects]
+    ) -> R:
+        if not cache.fresh(key):
             await self.load(subjects())
-        return cache.entries[key][0]
+        return cache.get(key)
 
     # -- what handlers ask ----------------------------------------------------------------------
 
     async def customer(self, external_userid: str) -> CustomerRecord:
-        record: CustomerRecord = await self._get(
+        return await self._get(
             self._customers, external_userid, lambda: Subjects(customers={external_userid})
         )
-        return record
 
     async def customer_id_for(self, userid: str) -> int | None:
         """The customer behind a userid that may be external (``wm``/``wo``), else None."""
@@ -246,30 +212,26 @@ class Roster:
         return (await self.customer(userid)).id
 
     async def customer_by_id(self, customer_id: int) -> CustomerRecord:
-        if not self._fresh(self._customer_ids, customer_id):
+        if not self._customer_ids.fresh(customer_id):
             await self._batch.run_own(self._load_customer_id, customer_id)
-        record: CustomerRecord = self._cached(self._customer_ids, customer_id)
-        return record
+        return self._customer_ids.get(customer_id)
 
     def _load_customer_id(self, conn: Connection, customer_id: int) -> None:
         row = conn.execute(self._sql.customers_by_id, {"keys": [customer_id]}).one()
-        self._put(self._customer_ids, customer_id, CustomerRecord(self._batch, row._mapping))
+        self._customer_ids.put(customer_id, CustomerRecord(self._batch, row._mapping))
 
     async def staff(self, userid: str) -> StaffRecord:
-        record: StaffRecord = await self._get(
-            self._staff, userid, lambda: Subjects(staff={userid})
-        )
-        return record
+        return await self._get(self._staff, userid, lambda: Subjects(staff={userid}))
 
     async def follow(self, customer: CustomerRecord, staff_userid: str) -> FollowRecord:
         """The relationship; made here (inserted with the row's writes) if there is none."""
         key = (customer.id, staff_userid)
-        if self._fresh(self._follows, key):
-            return self._cached(self._follows, key)  # type: ignore[no-any-return]
+        if self._follows.fresh(key):
+            return self._follows.get(key)
         if not self._follows_known(customer.id):
             await self._batch.run_own(self._load_follows, [customer.id])
-            if self._fresh(self._follows, key):
-                return self._cached(self._follows, key)  # type: ignore[no-any-return]
+            if self._follows.fresh(key):
+                return self._follows.get(key)
         row = {"id": None, **dict.fromkeys(FollowRecord.fields())}
         made = FollowRecord(self._batch, {**row, "customer_id": customer.id,
                                           "staff_userid": staff_userid,
@@ -281,56 +243,50 @@ class Roster:
     def _follows_known(self, customer_id: int) -> bool:
         follows = self._follows_of.get(customer_id)
         return follows is not None and all(
-            self._fresh(self._follows, (f.customer_id, f.staff_userid)) for f in follows
+            self._follows.fresh((f.customer_id, f.staff_userid)) for f in follows
         )
 
     async def group(self, chat_id: str) -> GroupRecord:
-        record: GroupRecord = await self._get(
-            self._groups, chat_id, lambda: Subjects(groups={chat_id})
-        )
-        return record
+        return await self._get(self._groups, chat_id, lambda: Subjects(groups={chat_id}))
 
     async def member(self, group: GroupRecord, userid: str) -> MemberRecord:
         """The member; made here (inserted with the row's writes) if there is none."""
         key = (group.id, userid)
-        if self._fresh(self._members, key):
-            return self._cached(self._members, key)  # type: ignore[no-any-return]
+        if self._members.fresh(key):
+            return self._members.get(key)
         absent = self._absent.get(key)
         if absent != self._batch.generation(MemberRecord.table.name):
             await self.load(Subjects(members={(group.chat_id, userid)}))
-            if self._fresh(self._members, key):
-                return self._cached(self._members, key)  # type: ignore[no-any-return]
+            if self._members.fresh(key):
+                return self._members.get(key)
         row = {"id": None, **dict.fromkeys(MemberRecord.fields())}
         made = MemberRecord(self._batch, {**row, "group_id": group.id, "member_userid": userid})
-        self._put(self._members, key, made)
+        self._members.put(key, made)
         self._batch.defer(MemberRecord.inserts, made)
         return made
 
     async def follower(self, account: str, openid: str, unionid: str | None) -> FollowerRecord:
-        record: FollowerRecord = await self._get(
+        return await self._get(
             self._followers,
             (account, openid),
             lambda: Subjects(followers={(account, openid, unionid)}),
         )
-        return record
 
     # -- what the engine asks (sop.engine.facts.PeopleView) -------------------------------------
 
     def customer_ids(self) -> list[int]:
-        return sorted(key for key in self._customer_ids.entries if isinstance(key, int))
+        return sorted(key for key in self._customer_ids if isinstance(key, int))
 
     def known_customer(self, customer_id: int) -> CustomerRecord | None:
         """The customer as this batch has it; None if unknown or no longer trusted."""
-        if not self._fresh(self._customer_ids, customer_id):
+        if not self._customer_ids.fresh(customer_id):
             return None
-        record: CustomerRecord = self._cached(self._customer_ids, customer_id)
-        return record
+        return self._customer_ids.get(customer_id)
 
     def known_group(self, group_id: int) -> GroupRecord | None:
-        if not self._fresh(self._group_ids, group_id):
+        if not self._group_ids.fresh(group_id):
             return None
-        record: GroupRecord = self._cached(self._group_ids, group_id)
-        return record
+        return self._group_ids.get(group_id)
 
     def owner(self, customer_id: int) -> tuple[bool, str | None]:
         """(known, owner): the active relationship added last, as

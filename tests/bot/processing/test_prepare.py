@@ -155,3 +155,22 @@ async def test_a_batch_ends_when_its_time_is_up_and_the_rest_waits(harness: Harn
     assert await processor.run_once() == 0 and not processor.more_pending
     texts = [e.text for e in harness.published(MessageReceived)]
     assert texts == [f"m{n}" for n in range(MIN_BATCH + 4)]
+
+
+async def test_a_row_whose_ids_the_database_refuses_fails_alone(harness: Harness) -> None:
+    """The batch's look-ups up front fail for everyone (PostgreSQL refuses an id longer than
+    its column); replayed row by row, only that row fails."""
+    too_long = "wm" + "x" * 80
+    await harness.add(samples.external_contact("add_external_contact", external_userid="wmA"))
+    await harness.add(samples.external_contact("add_external_contact", external_userid=too_long))
+    await harness.add(samples.external_contact("add_external_contact", external_userid="wmC"))
+    assert await harness.processor.run_once() == 3
+    refused = harness.db.backend == "postgres"  # SQLite does not enforce VARCHAR lengths
+    assert await states(harness) == [
+        InboxState.DONE,
+        InboxState.FAILED if refused else InboxState.DONE,
+        InboxState.DONE,
+    ]
+    assert {c.external_userid for c in await harness.all(Customer)} == (
+        {"wmA", "wmC"} if refused else {"wmA", too_long, "wmC"}
+    )
