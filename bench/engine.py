@@ -10,11 +10,16 @@ customer's context, a two-day ``wait_for_reply``) with raw bulk inserts
 :class:`~sop.engine.runner.Engine` on the real clock for ``--ticks`` ticks with ``--few``
 enrollments due (each runs its three due steps) and as many ticks with nothing due, and
 prints the tick's cost and its own peak RSS: neither may grow with the total (the claim
-reads the ``(state, due_at)`` index; its plan is printed). At the full size ``--due``
-enrollments fall due at once and another child drains them with ``run_once``: steps per
-second and p50/p99 of one step's transaction. The floor is the same writes in lean raw SQL
-(:mod:`bench.engine_floor`) on as many due rows; the ratio engine / floor says what the
-engine's Python and reads cost.
+reads ordered index ranges that stop at the batch; its plans are printed). At the full size
+``--due`` enrollments fall due at once and another child drains them with ``run_once``:
+steps per second and p50/p99 of a step's transaction. Then, on as many due rows each:
+
+- the floor, the engine's writes in lean raw SQL committed as the engine commits them
+  (:func:`bench.engine_floor.run_floor`); the ratio engine / floor says what the engine's
+  Python (and its reads) costs;
+- for reference, the same writes committed one step at a time (what batching saves);
+- the naive way, a job per step in APScheduler's ``SQLAlchemyJobStore`` on the same
+  database (:mod:`bench.engine_naive`), and how many times faster the engine is.
 """
 
 from __future__ import annotations
@@ -25,26 +30,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
 from bench.common import postgres_available, run, scratch_postgres
 from bench.engine_child import main as child_main
-from bench.engine_fill import Batch, add, prepare
-from bench.engine_floor import run_floor
+from bench.engine_fill import STEPS_PER_ENROLLMENT, Batch, add, prepare
+from bench.engine_floor import run_floor, run_floor_alone
 from bench.engine_timing import peak_rss_mib
 from sop.clock import SystemClock
+from sop.engine.agenda import CLAIM, FRESH
 from store.db import normalize_url, sqlite_path
 
 LADDER = (10_000, 100_000, 1_000_000)
-STEPS_PER_ENROLLMENT = 3
-#: The claim's WHERE and ORDER BY, as :func:`sop.engine.agenda.claim_due` builds them.
-CLAIM_SELECT = (
-    "SELECT id FROM agenda WHERE (state = 'pending' AND due_at <= {now})"
-    " OR (state = 'running' AND lease_until < {now}) ORDER BY due_at, id LIMIT 100"
-)
 
 
 @dataclass(frozen=True)
@@ -74,31 +77,53 @@ def child(kind: str, url: str, plan: Plan, first: int) -> dict[str, Any]:
     return answer
 
 
-def explain(url: str) -> str:
-    """The claim's plan at the current size (PostgreSQL: with its real timing)."""
+def explain(url: str, batch: int) -> str:
+    """The claim's plan at the current size (PostgreSQL: with its real timing, rolled
+    back)."""
+    now = SystemClock().now()
+    params = {"now": now, "fresh_since": now - FRESH, "lane": (batch + 1) // 2, "limit": batch}
     path = sqlite_path(url)
-    if path is not None:
-        import sqlite3
+    if path is None:
+        return run(_explain_postgres(url, params))
+    import sqlite3
 
-        conn = sqlite3.connect(str(path))
-        try:
-            sql = "EXPLAIN QUERY PLAN " + CLAIM_SELECT.format(now="datetime('now')")
-            return "\n".join(str(row[-1]) for row in conn.execute(sql))
-        finally:
-            conn.close()
-    return run(_explain_postgres(url))
+    conn = sqlite3.connect(str(path))
+    try:
+        sql, args = _positional(CLAIM[False], sqlite_dialect(), params)
+        args = [a.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                if isinstance(a, datetime) else a for a in args]  # fmt: skip
+        return "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        conn.close()
 
 
-async def _explain_postgres(url: str) -> str:
+def _positional(statement: Any, dialect: Any, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    compiled = statement.compile(dialect=dialect)
+    names = compiled.positiontup or []
+    values = [params.get(n, compiled.binds[n].value) for n in names]
+    return compiled.string, values
+
+
+async def _explain_postgres(url: str, params: dict[str, Any]) -> str:
     import asyncpg
 
     dsn = normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     try:
-        sql = "EXPLAIN ANALYZE " + CLAIM_SELECT.format(now="now()") + " FOR UPDATE SKIP LOCKED"
-        return "\n".join(row[0] for row in await conn.fetch(sql))
+        dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+        sql, args = _positional(CLAIM[True], dialect, params)
+        async with conn.transaction():
+            rows = await conn.fetch("EXPLAIN ANALYZE " + sql, *args)
+            plan = "\n".join(row[0] for row in rows)
+            raise _RollBack(plan)
+    except _RollBack as done:
+        return str(done)
     finally:
         await conn.close()
+
+
+class _RollBack(Exception):
+    """Leaves the explained claim's transaction without committing its locks."""
 
 
 async def _analyze(url: str) -> None:
@@ -132,24 +157,42 @@ def bench_backend(label: str, url: str, plan: Plan) -> None:
         print(f"{size:>10} {fill_seconds:>8.1f} {tick['few_p50']:>12.2f} {tick['few_p99']:>8.2f}"
               f" {tick['steps']:>6} {tick['idle_p50']:>13.2f} {tick['rss']:>19.0f}")  # fmt: skip
     print(f"{label}: the claim's plan at {filled} enrollments:")
-    print("    " + explain(url).replace("\n", "\n    "))
+    print("    " + explain(url, plan.batch).replace("\n", "\n    "))
 
     due_at = SystemClock().now() - timedelta(seconds=1)
+    expected = plan.due * STEPS_PER_ENROLLMENT
+    print(f"{label}: {plan.due} enrollments due at once ({expected} steps) among {filled},"
+          f" batch {plan.batch}; a step's latency is its transaction's:")  # fmt: skip
     run(add(url, Batch(next_id, plan.due, version, now, due_at=due_at)))
     drained = child("drain", url, plan, next_id)
     next_id += plan.due
-    run(add(url, Batch(next_id, plan.due, version, now, due_at=due_at)))
-    floor = run(run_floor(url, batch=plan.batch))
-    expected = plan.due * STEPS_PER_ENROLLMENT
-    print(f"{label}: {plan.due} enrollments due at once among {filled}, batch {plan.batch}:")
-    print(f"  {'engine (run_once)':<22} {drained['steps']:>7} steps in {drained['seconds']:7.2f}"
+    print(f"  {'engine (run_once)':<34} {drained['steps']:>7} steps in {drained['seconds']:7.2f}"
           f" s = {drained['rate']:7.0f}/s   step p50 {drained['p50']:6.2f} ms"
           f"  p99 {drained['p99']:6.2f} ms   child peak RSS {drained['rss']:.0f} MiB")  # fmt: skip
-    print("  " + floor.line("floor (raw SQL)"))
+    floors = []
+    for name, floor_run in (("floor: raw SQL, committed alike", run_floor),
+                            ("raw SQL, a transaction per step", run_floor_alone)):  # fmt: skip
+        run(add(url, Batch(next_id, plan.due, version, now, due_at=due_at)))
+        next_id += plan.due
+        floors.append(timing := run(floor_run(url, batch=plan.batch)))
+        print("  " + timing.line(name, width=34))
+    floor = floors[0]
     ratio = drained["rate"] / floor.rate if floor.rate else 0.0
-    print(f"  ratio engine/floor {ratio:.2f}   (floor: the engine's writes per step in raw SQL,"
-          " none of its reads; see bench/engine_floor.py)")  # fmt: skip
-    for name, steps in (("engine", drained["steps"]), ("floor", floor.done)):
+    print(f"  ratio engine/floor {ratio:.2f}   (the floor: the engine's writes in raw SQL,"
+          " sent and committed as the engine does, none of its reads;"
+          " bench/engine_floor.py)")  # fmt: skip
+    run(add(url, Batch(next_id, plan.due, version, now)))  # agenda rows a month away
+    naive = child("naive", url, replace(plan, few=plan.due), next_id)
+    next_id += plan.due
+    print(f"  {'APScheduler, a job per step':<34} {naive['steps']:>7} steps in"
+          f" {naive['seconds']:7.2f} s = {naive['rate']:7.0f}/s   {naive['workers']} threads,"
+          f" SQLAlchemyJobStore   child peak RSS {naive['rss']:.0f} MiB")  # fmt: skip
+    times = drained["rate"] / naive["rate"] if naive["rate"] else 0.0
+    print(f"  engine/APScheduler {times:.1f}x   (every scheduler pass reads and unpickles all"
+          " due jobs; each step is three commits: its writes, its job deleted, the next job"
+          " inserted; bench/engine_naive.py)")  # fmt: skip
+    for name, steps in (("engine", drained["steps"]), ("floor", floor.done),
+                        ("naive", naive["steps"])):  # fmt: skip
         if steps != expected:
             print(f"  WARNING: the {name} ran {steps} steps, expected {expected}")
 
@@ -162,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ticks", type=int, default=20, help="ticks timed per size")
     parser.add_argument("--batch", type=int, default=100, help="rows claimed at once")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
-    parser.add_argument("--child", choices=["tick", "drain"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["tick", "drain", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -4,7 +4,9 @@ peak RSS is the engine's own at that database size (``python -m bench.engine --c
 ``tick``: ``ticks`` + 1 passes of :meth:`Engine.run_once` with ``few`` enrollments made due
 before each (the first pass warms caches and is not counted), then ``ticks`` passes with
 nothing due. ``drain``: ``run_once`` until nothing is due (the parent made the rows due),
-each row's transaction timed. Both print one JSON line.
+each transaction timed (a step's latency is its transaction's). ``naive``: ``few``
+enrollments from ``first`` through APScheduler, a job per step (:mod:`bench.engine_naive`).
+Each prints one JSON line.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import run
-from bench.engine_fill import BENCH_PLAYBOOK, Batch, add, bench_playbook
+from bench.engine_fill import BENCH_PLAYBOOK, STEPS_PER_ENROLLMENT, Batch, add, bench_playbook
+from bench.engine_naive import measure as measure_naive
 from bench.engine_timing import Timing, peak_rss_mib
 from sop.clock import SystemClock
-from sop.engine.agenda import Claim
 from sop.engine.catalog import Catalog, register
 from sop.engine.runner import Engine
 from sop.rendering import Renderer
@@ -31,16 +34,24 @@ ZONE = "Asia/Shanghai"
 
 
 class TimedEngine(Engine):
-    """The real engine, with each row's transaction timed (bench only)."""
+    """The real engine, with each transaction timed (bench only): a step's latency is its
+    transaction's, from begin to commit."""
 
     timing: Timing
 
-    async def _execute(self, claim: Claim) -> bool:
+    async def _transaction(
+        self,
+        claimed: list[int],
+        *,
+        only: Sequence[int] | None = None,
+        release_lapsed: bool = False,
+    ) -> int | None:
         started = time.perf_counter()
-        try:
-            return await super()._execute(claim)
-        finally:
-            self.timing.note(time.perf_counter() - started)
+        ran = await super()._transaction(claimed, only=only, release_lapsed=release_lapsed)
+        elapsed = time.perf_counter() - started
+        for _ in range(ran or 0):
+            self.timing.note(elapsed)
+        return ran
 
 
 async def _catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
@@ -98,5 +109,8 @@ async def _measure(
 
 
 def main(kind: str, url: str, *, first: int, few: int, ticks: int, batch: int) -> None:
-    result = run(_measure(kind, url, first=first, few=few, ticks=ticks, batch=batch))
+    if kind == "naive":  # ``few`` is the number of enrollments there
+        result = measure_naive(url, first=first, count=few, steps=few * STEPS_PER_ENROLLMENT)
+    else:
+        result = run(_measure(kind, url, first=first, few=few, ticks=ticks, batch=batch))
     print(json.dumps(result), flush=True)

@@ -28,9 +28,9 @@ class Timing:
     def percentile(self, q: float) -> float:
         return percentile(self.latencies, q)
 
-    def line(self, label: str) -> str:
+    def line(self, label: str, *, width: int = 22) -> str:
         return (
-            f"{label:<22} {self.done:>7} steps in {self.seconds:7.2f} s = {self.rate:7.0f}/s"
+            f"{label:<{width}} {self.done:>7} steps in {self.seconds:7.2f} s = {self.rate:7.0f}/s"
             f"   step p50 {self.percentile(0.5) * 1000:6.2f} ms"
             f"  p99 {self.percentile(0.99) * 1000:6.2f} ms"
         )

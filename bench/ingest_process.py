@@ -26,6 +26,7 @@ from bench.common import run
 from bench.engine_timing import peak_rss_mib
 from bench.ingest_floor import run_floor
 from bench.ingest_traffic import Traffic, bench_config
+from bot.callback.lanes import lane_of, priority_of
 from bot.server import load_catalog
 from sop.clock import SystemClock
 from sop.rendering import Renderer
@@ -52,6 +53,8 @@ async def fill(url: str, traffic: Traffic) -> None:
                 "content_type": "xml",
                 "payload": payload,
                 "received_at": now,
+                "lane": lane_of("xml", payload),  # as the inbox writer files them
+                "priority": priority_of("xml", payload),
             }
             for source, payload in traffic.plaintexts
         ]

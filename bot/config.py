@@ -95,6 +95,12 @@ class ServerConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    #: After SIGTERM or SIGINT, how long in-flight callbacks and claimed work may take before
+    #: what is left is cut short (and taken up again by another process or the next start).
+    shutdown_seconds: float = Field(default=20.0, gt=0, le=600)
+    #: The address the platforms call (``https://scrm.example.com``) when it is not the one
+    #: the server listens on (a load balancer in front); only shown in the start-up summary.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
 
 
 class RateConfig(_Frozen):

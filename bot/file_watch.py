@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
+from sop.loop_status import note_failure, note_pass
+
 log = logging.getLogger(__name__)
 
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -54,6 +56,7 @@ class FileWatch(ABC):
     def refuse(self, errors: Iterable[object]) -> bool:
         """Keep what runs: remember and log the located ``errors``; False."""
         self.errors = [str(error) for error in errors]
+        note_failure(f"{self.what} do not load, kept {self.kept}: {'; '.join(self.errors)}")
         log.error(
             "%s changed but do not load; keeping %s:\n  %s",
             self.what,
@@ -75,7 +78,9 @@ class FileWatch(ABC):
         while not stopping.is_set():
             try:
                 await self.check()
-            except Exception:
+                note_pass()
+            except Exception as error:
+                note_failure(error)
                 log.exception("%s reload failed; keeping %s", self.what, self.kept)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=self._every)

@@ -4,7 +4,8 @@
 The engine, the sender, the mass-result collector and the transfer poller all run this way
 (the composition root, ``bot/server.py``, sets ``wake`` when there is work for them). A pass
 that failed for a transient database reason (a deadlock, a restart: :mod:`store.transient`) is
-logged in one line, without a traceback: the next pass is the retry.
+logged in one line, without a traceback: the next pass is the retry. Each pass is reported
+to the loop's :class:`sop.loop_status.LoopStatus` (the health endpoint shows it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from sop.loop_status import note_failure, note_pass
 from store.transient import describe, is_transient
 
 
@@ -30,7 +32,9 @@ async def run_until_stopped(
     while not stopping.is_set():
         try:
             await one_pass()
+            note_pass()
         except Exception as error:
+            note_failure(error)
             if is_transient(error):
                 log.warning("%s pass interrupted: %s; trying again shortly", what, describe(error))
             else:

@@ -24,6 +24,7 @@ What stays true for each unit:
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,12 +34,20 @@ from sqlalchemy import Connection, Delete, Engine, Insert, TextClause, Update, e
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.sql.elements import SavepointClause
 
+log = logging.getLogger(__name__)
+
 _KEY = "store.batch"
 _WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
 
 
 class Deferred(Protocol):
-    """A write run once per flush with every item deferred to it (``executemany``)."""
+    """A write run once per flush with every item deferred to it (``executemany``).
+
+    A deferred write may also say ``at_end = True``: it waits for the batch's end even when a
+    unit's savepoint writes the others (rows every batch touches, the same few for all of
+    them: written once and in key order at the end, concurrent batches lock them in one order;
+    written at each savepoint, in the order units come, they would deadlock).
+    """
 
     #: Smaller first within a flush (a row is written before rows that refer to it).
     order: int
@@ -140,15 +149,13 @@ class Batch:
         unit = self._unit
         if unit is None or unit.nested is not None:
             return
-        await self._write(self._pending, dirty=True)
-        self._pending = {}
+        self._pending = await self._write(self._pending, dirty=True, keep_last=True)
         unit.opening = True
         try:
             unit.nested = await self.session.begin_nested()
         finally:
             unit.opening = False
-        own, unit.segment = unit.segment, {}
-        await self._write(own, dirty=False)
+        unit.segment = await self._write(unit.segment, dirty=False, keep_last=True)
 
     async def run_own(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(connection, *args)`` on the batch's connection: statements whose
@@ -181,25 +188,45 @@ class Batch:
         for write, items in unit.segment.items():
             self._pending.setdefault(write, []).extend(items)
 
-    async def _abort(self, unit: _Unit) -> None:
-        if unit.nested is not None and unit.nested.is_active:
-            await unit.nested.rollback()
-        else:
-            for obj in list(self.session.new):
-                self.session.expunge(obj)
-            for obj in list(self.session.dirty):
-                self.session.expire(obj)
-        for undo in reversed(unit.undo):
-            undo()
+    async def _abort_quietly(self, unit: _Unit) -> None:
+        """:meth:`_abort`; should rolling back fail too (the connection is lost), the unit's
+        own error is the one that goes on (the batch's transaction is done for anyway)."""
+        try:
+            await self._abort(unit)
+        except Exception:
+            log.debug("rolling back a failed unit failed as well", exc_info=True)
 
-    async def _write(self, segment: dict[Deferred, list[Any]], *, dirty: bool) -> None:
-        jobs = [(write, items) for write, items in segment.items() if items]
+    async def _abort(self, unit: _Unit) -> None:
+        try:
+            if unit.nested is not None:
+                # Also after a failed flush inside it, which leaves it inactive, not closed.
+                await unit.nested.rollback()
+            else:
+                for obj in list(self.session.new):
+                    self.session.expunge(obj)
+                for obj in list(self.session.dirty):
+                    self.session.expire(obj)
+        finally:
+            for undo in reversed(unit.undo):
+                undo()
+
+    async def _write(
+        self, segment: dict[Deferred, list[Any]], *, dirty: bool, keep_last: bool = False
+    ) -> dict[Deferred, list[Any]]:
+        """Write ``segment`` (and the dirty records); returns what it kept for the end."""
+        kept: dict[Deferred, list[Any]] = {}
+        jobs = []
+        for write, items in segment.items():
+            if keep_last and getattr(write, "at_end", False):
+                kept[write] = items
+            elif items:
+                jobs.append((write, items))
         if dirty:
             for write, records in self._dirty.items():
                 jobs.append((write, [records[key] for key in sorted(records)]))
             self._dirty = {}
         if not jobs:
-            return
+            return kept
         jobs.sort(key=lambda job: job[0].order)
         connection = await self.session.connection()
         self._writing = True
@@ -207,6 +234,7 @@ class Batch:
             await connection.run_sync(_run, jobs)
         finally:
             self._writing = False
+        return kept
 
     # -- the guard ------------------------------------------------------------------------------
 
@@ -257,10 +285,10 @@ class _UnitScope:
                 try:
                     await batch._close(unit)
                 except BaseException:
-                    await batch._abort(unit)
+                    await batch._abort_quietly(unit)
                     raise
             else:
-                await batch._abort(unit)
+                await batch._abort_quietly(unit)
         finally:
             batch._unit = None
 

@@ -45,3 +45,10 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this code's migrations define (a database at one of them, other than
+    the head, is behind; at none of them, it was upgraded by newer code)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())

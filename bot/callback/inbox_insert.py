@@ -15,6 +15,7 @@ asyncpg, no threads) use SQLAlchemy Core on the engine's pool.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,10 +34,25 @@ from store.db import (
 )
 from store.models import InboxRow, InboxState
 from store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineConnection, InlineCreator
+from store.transient import Backoff, retry_transient
 
+log = logging.getLogger(__name__)
 _TABLE = cast(Table, InboxRow.__table__)
-_COLUMNS = ("source", "dedupe_key", "content_type", "payload", "received_at", "state", "attempts")
-_ROWS_PER_STATEMENT = 100  # 700 parameters: under SQLite's oldest limit of 999
+#: The platform waits 5 s for an answer: retry within about a second, then answer 500 (it
+#: sends the callback again).
+_WRITE_BACKOFF = Backoff(attempts=5, first=0.02, most=0.5)
+_COLUMNS = (
+    "source",
+    "dedupe_key",
+    "content_type",
+    "payload",
+    "received_at",
+    "lane",
+    "priority",
+    "state",
+    "attempts",
+)
+_ROWS_PER_STATEMENT = 100  # 900 parameters: under SQLite's oldest limit of 999
 
 
 class BatchInsert(Protocol):
@@ -66,7 +82,14 @@ def batch_insert_for(sessions: async_sessionmaker[AsyncSession]) -> BatchInsert:
 
 
 class CoreInsert:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` as one executemany through SQLAlchemy."""
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` as one statement through SQLAlchemy.
+
+    In autocommit: the statement is its own transaction, one round trip, so its locks are held
+    only while it runs. Another process inserting one of the same callbacks (a platform retry
+    that went elsewhere) waits for that statement, never for whatever this process's event
+    loop does between an INSERT and a COMMIT. A lost connection or a server restart is retried
+    (the insert is idempotent: a retry after a commit whose answer was lost finds its rows).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -78,8 +101,14 @@ class CoreInsert:
         )
 
     async def __call__(self, rows: list[dict[str, Any]]) -> set[str]:
-        async with self._engine.begin() as connection:
-            result = await connection.execute(self._statement, rows)
+        return await retry_transient(
+            lambda: self._insert(rows), what="inbox write", log=log, backoff=_WRITE_BACKOFF
+        )
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await autocommit.execute(self._statement, rows)
             return set(result.scalars().all())
 
     async def close(self) -> None:
@@ -98,7 +127,7 @@ class _SqliteBatch:
     def _statement(self, count: int) -> str:
         sql = self._sql.get(count)
         if sql is None:
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
             sql = (
                 f"INSERT INTO {_TABLE.name} ({', '.join(_COLUMNS)}) VALUES {values} "
                 "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
@@ -122,6 +151,8 @@ class _SqliteBatch:
                     row["content_type"],
                     row["payload"],
                     received,
+                    row.get("lane", 0),
+                    row.get("priority", 0),
                     pending,
                     0,
                 )

@@ -93,8 +93,17 @@ class InboxWriter:
         if insert is not None:
             await insert.close()
 
-    async def accept(self, source: str, dedupe_key: str, content_type: str, payload: str) -> bool:
-        """Store one callback; True if it is new, False if the inbox already had it.
+    async def accept(
+        self,
+        source: str,
+        dedupe_key: str,
+        content_type: str,
+        payload: str,
+        *,
+        lane: int = 0,
+        priority: int = 0,
+    ) -> bool:
+        """Store one callback in ``lane``; True if it is new, False if the inbox already had it.
 
         Returns after the transaction holding it has committed; raises InboxWriteError if it
         could not be stored.
@@ -107,6 +116,8 @@ class InboxWriter:
             "content_type": content_type,
             "payload": payload,
             "received_at": self._clock.now(),
+            "lane": lane,
+            "priority": priority,
         }
         pending = _Pending(row, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
@@ -135,7 +146,9 @@ class InboxWriter:
         first: dict[str, _Pending] = {}
         for item in batch:
             first.setdefault(item.row["dedupe_key"], item)
-        rows = [item.row for item in first.values()]
+        # Keys in one order in every process: two batches sharing callbacks (a platform retry
+        # sent to another process) wait for each other, never deadlock.
+        rows = [first[key].row for key in sorted(first)]
         try:
             assert self._insert is not None
             inserted = await self._insert(rows)

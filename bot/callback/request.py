@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.callback.crypto import CallbackError, MalformedCallback, dedupe_key
 from bot.callback.inbox_writer import InboxWriteError, InboxWriter
+from bot.callback.lanes import lane_of, priority_of
 from bot.callback.targets import Target, Targets
 
 log = logging.getLogger("bot.callback")
@@ -87,7 +88,12 @@ async def store(request: web.Request, target: Target, plaintext: str, content_ty
     writer = request.app[INBOX_WRITER]
     try:
         return await writer.accept(
-            target.source, dedupe_key(target.source, plaintext), content_type, plaintext
+            target.source,
+            dedupe_key(target.source, plaintext),
+            content_type,
+            plaintext,
+            lane=lane_of(content_type, plaintext),
+            priority=priority_of(content_type, plaintext),
         )
     except InboxWriteError as exc:
         raise InboxUnavailable(f"inbox unavailable, retry later ({exc})") from None

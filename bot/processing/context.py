@@ -19,8 +19,9 @@ from typing import Any, TypedDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.processing import refresh_queue
-from bot.processing.deferred import REFRESH, TIMELINE, refresh_item
+from bot.processing.deferred import TIMELINE
 from bot.processing.messages import PlatformMessage
+from bot.processing.refresh_queue import REFRESH, refresh_item
 from bot.processing.roster import Roster
 from sop.clock import Clock
 from sop.events import DomainEvent

@@ -1,9 +1,8 @@
 """The inbox processor: pending rows, in arrival order, through parse -> router -> handlers.
 
-A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several processors share the inbox; SQLite has a single writer) and prepared once
-(:mod:`bot.processing.prepare`: parsed, and what the rows name read or created in one
-statement per table). Each row then runs as its own unit of the batch (:mod:`store.batch`):
+A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
+prepared once (:mod:`bot.processing.prepare`: parsed, and what the rows name read or created in
+one statement per table). Each row then runs as its own unit of the batch (:mod:`store.batch`):
 its writes are deferred to the batch's flush, and it gets a SAVEPOINT as soon as it (or a
 subscriber) runs a statement. A row whose handler fails is rolled back alone, with everything
 its subscribers wrote, and marked ``failed`` with its error, while the rest of the batch
@@ -12,8 +11,17 @@ processed twice. Should what the batch does for all its rows fail (the look-ups 
 writes at the end), the batch is rolled back and replayed with every row in its own savepoint,
 reading and writing at once, so the row at fault is the one that fails.
 
-A batch ends after ``batch_seconds`` on the processor's clock (rows left over stay pending):
-the answer path's inbox writer waits for the same SQLite write lock, and the event loop.
+Several processes share the inbox by lanes (:mod:`store.lane_leases`): a processor claims only
+rows of the lanes it owns, and a customer's, group's or member's callbacks all share one lane,
+so they are processed in arrival order even with many processors. Urgent rows (a customer's
+contact events: the welcome waits on them) are taken before routine ones, which keeps the
+order of each subject's rows since they share a priority. A transient database error
+(a deadlock, a lost connection: :mod:`store.transient`) rolls back the whole batch, which is
+tried again: it never marks a row failed, and the lane keeps its order.
+
+A batch ends after ``batch_seconds`` on the processor's clock (rows left over stay pending) and
+sizes its claim to fit: on SQLite the answer path's inbox writer waits for the same write lock,
+and for the event loop.
 """
 
 from __future__ import annotations
@@ -22,21 +30,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processing.context import HandlerContext
+from bot.processing.inbox_marks import mark
 from bot.processing.prepare import Claimed, Prepared, prepare
 from bot.processing.roster import Roster
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
 from store.batch import Batch
-from store.bulk import in_list
+from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
-from store.transient import is_transient
+from store.transient import describe, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +57,7 @@ MAX_ERROR = 2000
 #: How long one batch may keep its transaction: on SQLite it holds the write lock the answer
 #: path's inbox writer waits for, and runs on the event loop; on PostgreSQL only row locks
 #: other processors skip, while each statement is a round trip worth sharing among more rows.
-BATCH_SECONDS = {"sqlite": 0.02, "postgresql": 0.25}
+BATCH_SECONDS = {"sqlite": 0.02, "postgresql": 0.1}
 #: The most rows a batch claims (its time, above, usually ends it first on SQLite).
 BATCH_ROWS = {"sqlite": 100, "postgresql": 400}
 #: How long a batch's rows may keep the event loop before the batch lets other tasks run.
@@ -61,40 +71,31 @@ MIN_BATCH = 16
 #: read meanwhile to reach the inbox writer, which then takes the write lock first.
 HANDOVER_TURNS = 3
 
-_columns = InboxRow.__table__.c
-#: Built once (with bound parameters): building a statement costs more than running it.
-_CLAIM = (
-    select(
-        InboxRow.id, InboxRow.source, InboxRow.content_type, InboxRow.payload, InboxRow.received_at
+
+def _claim_statement(*, by_lane: bool) -> Select[int, str, str, str, datetime]:
+    """Built once (with bound parameters): building a statement costs more than running it."""
+    claim = select(
+        InboxRow.id,
+        InboxRow.source,
+        InboxRow.content_type,
+        InboxRow.payload,
+        InboxRow.received_at,
+    ).where(InboxRow.state == InboxState.PENDING)
+    if by_lane:
+        claim = claim.where(InboxRow.lane.in_(bindparam("lanes", expanding=True)))
+    return (
+        claim.order_by(InboxRow.priority.desc(), InboxRow.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
     )
-    .where(InboxRow.state == InboxState.PENDING)
-    .order_by(InboxRow.id)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-_FINISH = (
-    update(InboxRow)
-    .where(InboxRow.id == bindparam("row_id"), InboxRow.state == InboxState.PENDING)
-    .values(
-        state=bindparam("new_state", type_=_columns.state.type),
-        error=bindparam("new_error", type_=_columns.error.type),
-        attempts=InboxRow.attempts + 1,
-        processed_at=bindparam("now", type_=_columns.processed_at.type),
-    )
-    .execution_options(synchronize_session=False)
-)
-_DONE = {
-    postgres: update(InboxRow)
-    .where(in_list(_columns.id, "ids", postgres=postgres), InboxRow.state == InboxState.PENDING)
-    .values(
-        state=InboxState.DONE,
-        error=None,
-        attempts=InboxRow.attempts + 1,
-        processed_at=bindparam("now", type_=_columns.processed_at.type),
-    )
-    .execution_options(synchronize_session=False)
-    for postgres in (False, True)
-}
+
+
+_CLAIM_ALL = _claim_statement(by_lane=False)
+_CLAIM_LANES = _claim_statement(by_lane=True)
+
+
+class TransientRowError(Exception):
+    """A row met a transient database error: the batch is rolled back and tried again."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -114,9 +115,11 @@ class InboxProcessor:
         batch_size: int | None = None,
         poll_interval: float = POLL_INTERVAL,
         after_batch: Callable[[], None] | None = None,
+        lanes: LaneSource | None = None,
         batch_seconds: float | None = None,
     ) -> None:
         """``after_batch`` runs after a pass that took rows (the server wakes the refresher);
+        ``lanes`` says which lanes this process owns (every lane when not given);
         ``batch_size`` and ``batch_seconds`` default to the database's :data:`BATCH_ROWS` and
         :data:`BATCH_SECONDS`."""
         engine = sessions.kw.get("bind")
@@ -134,6 +137,7 @@ class InboxProcessor:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._after_batch = after_batch
+        self.lanes: LaneSource = lanes or AllLanes()
         if batch_seconds is None:
             batch_seconds = BATCH_SECONDS[dialect]
         self._yield_seconds = YIELD_SECONDS[dialect]
@@ -147,17 +151,31 @@ class InboxProcessor:
         self.rows = 0
 
     async def run_once(self) -> int:
-        """Process one batch of pending rows; returns how many rows were taken (done or failed)."""
+        """Process one batch of pending rows; returns how many rows were taken (done or failed).
+
+        A batch that meets a transient database error is rolled back and run again.
+        """
+        lanes = await self.lanes.current()
+        if lanes is not None and not lanes:
+            self.more_pending = False
+            return 0
+        return await retry_transient(lambda: self._batch(lanes), what="inbox processing", log=log)
+
+    async def _batch(self, lanes: frozenset[int] | None) -> int:
         try:
-            return await self._run_batch(isolated=False)
+            return await self._run_batch(lanes, isolated=False)
         except _SharedWorkFailed as failed:
             log.warning("inbox batch failed (%r); replaying it row by row", failed.__cause__)
-            return await self._run_batch(isolated=True)
+            return await self._run_batch(lanes, isolated=True)
 
-    async def _run_batch(self, *, isolated: bool) -> int:
+    async def _run_batch(self, lanes: frozenset[int] | None, *, isolated: bool) -> int:
         async with self._sessions() as session, session.begin():
             started = self._clock.now()
-            claimed = await session.execute(_CLAIM, {"limit": self._claim_size})
+            if lanes is None:
+                claimed = await session.execute(_CLAIM_ALL, {"limit": self._claim_size})
+            else:
+                params = {"limit": self._claim_size, "lanes": sorted(lanes)}
+                claimed = await session.execute(_CLAIM_LANES, params)
             rows = [Claimed(*row) for row in claimed.all()]
             if not rows:
                 self.more_pending = False
@@ -214,7 +232,7 @@ class InboxProcessor:
             if batch.isolated or is_transient(exc):
                 raise
             raise _SharedWorkFailed from exc
-        await self._finish(session, done, failed)
+        await mark(session, done, failed, self._clock.now())
         return len(done) + len(failed)
 
     async def _process(
@@ -239,31 +257,12 @@ class InboxProcessor:
                 )
                 await self._router.dispatch(context, item.message)
         except Exception as exc:
+            if is_transient(exc):
+                raise TransientRowError(f"inbox row {row.id}: {exc}") from exc
             error = describe_error(exc)
             log.warning("inbox row %s (%s) failed: %s", row.id, row.source, error, exc_info=exc)
             return error
         return None
-
-    async def _finish(
-        self, session: AsyncSession, done: list[int], failed: list[tuple[int, str]]
-    ) -> None:
-        """Mark the batch's rows done (one statement) and failed (with their errors)."""
-        now = self._clock.now()
-        if done:
-            postgres = session.get_bind().dialect.name == "postgresql"
-            result = await session.execute(_DONE[postgres], {"ids": done, "now": now})
-            if result.rowcount != len(done):  # type: ignore[attr-defined]
-                raise RuntimeError(
-                    f"inbox rows {done[0]}..{done[-1]} are no longer all pending; "
-                    "not processing them again"
-                )
-        for row_id, error in failed:
-            params = {"row_id": row_id, "new_state": InboxState.FAILED, "new_error": error}
-            result = await session.execute(_FINISH, {**params, "now": now})
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise RuntimeError(
-                    f"inbox row {row_id} is no longer pending; not processing it again"
-                )
 
     async def retry(self, ids: list[int] | None = None) -> int:
         """Put failed rows (all of them when ``ids`` is None) back to pending."""
@@ -278,8 +277,18 @@ class InboxProcessor:
             wake.clear()
             try:
                 taken = await self.run_once()
-            except Exception:
-                log.exception("inbox processing pass failed; retrying in %ss", self._poll_interval)
+            except Exception as error:
+                self.more_pending = False
+                if is_transient(error):
+                    log.warning(
+                        "inbox processing interrupted: %s; retrying in %ss",
+                        describe(error),
+                        self._poll_interval,
+                    )
+                else:
+                    log.exception(
+                        "inbox processing pass failed; retrying in %ss", self._poll_interval
+                    )
                 taken = 0
             if taken and self._after_batch is not None:
                 self._after_batch()

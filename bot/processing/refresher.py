@@ -5,6 +5,7 @@ A batch of due requests is claimed in a short transaction (a lease in ``claimed_
 API never holds a lock the inbox processor needs. Each result is applied in its own
 transaction with the events it publishes. A failed fetch is rescheduled with exponential
 backoff and jitter and keeps its ``last_error``; a permanent "not found" drops the request.
+When the loop is told to stop, requests claimed but not fetched yet are given back at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from bot.processing.sync.registry import SYNCS
 from bot.wecom.errors import WecomApiError
 from sop.clock import Clock
 from sop.events import EventBus
+from sop.loop_status import note_failure, note_pass
 from store.models import RefreshRequest
+from store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class Refresher:
         self._max_delay = max_delay
         self._poll_interval = poll_interval
         self._rng = rng or random.Random()
+        self._stop = asyncio.Event()
 
     def backoff(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failure: doubling, capped, times 0.5-1 (jitter)."""
@@ -82,16 +86,28 @@ class Refresher:
     async def run_once(self) -> int:
         """Claim, fetch and apply one batch; returns how many requests were taken."""
         claimed = await self._claim()
-        for request in claimed:
+        for index, request in enumerate(claimed):
+            if self._stop.is_set():
+                await self._release(claimed[index:])
+                break
             await self._refresh(request)
         return len(claimed)
 
     async def run_forever(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        self._stop = stop
+        try:
+            await self._loop(wake, stop)
+        finally:
+            self._stop = asyncio.Event()  # a later run_once (a test, a tool) may fetch
+
+    async def _loop(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
         while not stop.is_set():
             wake.clear()
             try:
                 taken = await self.run_once()
-            except Exception:
+                note_pass()
+            except Exception as error:
+                note_failure(error)
                 log.exception("refresh pass failed; retrying in %ss", self._poll_interval)
                 taken = 0
             if taken < self._batch_size:
@@ -131,6 +147,16 @@ class Refresher:
                 )
         return claimed
 
+    async def _release(self, requests: list[_Claimed]) -> None:
+        """Our lease still holds, so no other refresher has these: unclaim them by id."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(RefreshRequest)
+                .where(RefreshRequest.id.in_([r.id for r in requests]))
+                .values(claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
     async def _refresh(self, request: _Claimed) -> None:
         sync = SYNCS.get(request.kind)
         try:
@@ -140,7 +166,11 @@ class Refresher:
                     f"(known: {', '.join(sorted(SYNCS))})"
                 )
             result = await sync.fetch(self._directory, request.key)
-            await self._apply(request, sync, result)
+            await retry_transient(
+                lambda: self._apply(request, sync, result),
+                what=f"refresh {request.kind} {request.key}",
+                log=log,
+            )
         except Exception as exc:
             if is_not_found(exc):
                 log.info("refresh %s %s: gone (%s); dropped", request.kind, request.key, exc)

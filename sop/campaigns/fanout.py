@@ -15,6 +15,7 @@ waits for the batch in flight to commit (the row lock), then holds its rows.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,9 @@ from sop.delivery import messages
 from sop.rendering.renderer import Renderer
 from sop.settings import SopSettings
 from store.models import CampaignRecipient, CampaignRun, MarketingTouch, RunState
+from store.transient import retry_transient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,22 +56,33 @@ class Fanout:
         of batches written."""
         written = 0
         composers: dict[str, Composer] = {}  # one per run: its staff names are read once
-        while True:
-            async with self.sessions.begin() as session:
-                run = await session.scalar(
-                    select(CampaignRun)
-                    .where(
-                        CampaignRun.id == run_id,
-                        CampaignRun.state == RunState.RUNNING,
-                        CampaignRun.fanned_out_at.is_(None),
-                    )
-                    .with_for_update(skip_locked=True)
+        while await retry_transient(
+            lambda: self._next_batch(run_id, composers),
+            what=f"campaign run {run_id} fan-out",
+            log=log,
+        ):
+            written += 1
+        return written
+
+    async def _next_batch(self, run_id: int, composers: dict[str, Composer]) -> bool:
+        """One batch in its own transaction; False when there is nothing (more) to do here.
+
+        A transient database error rolls the whole batch back (cursor included), so
+        running it again is exactly the same batch.
+        """
+        async with self.sessions.begin() as session:
+            run = await session.scalar(
+                select(CampaignRun)
+                .where(
+                    CampaignRun.id == run_id,
+                    CampaignRun.state == RunState.RUNNING,
+                    CampaignRun.fanned_out_at.is_(None),
                 )
-                if run is None:
-                    return written  # finished, paused, cancelled, or another process has it
-                if not await self._batch(session, run, composers):
-                    return written
-                written += 1
+                .with_for_update(skip_locked=True)
+            )
+            if run is None:
+                return False  # finished, paused, cancelled, or another process has it
+            return await self._batch(session, run, composers)
 
     async def _batch(
         self, session: AsyncSession, run: CampaignRun, composers: dict[str, Composer]

@@ -1,6 +1,15 @@
 """Delivery: the outbox, the channel protocol, and the sender that drains one into the other."""
 
-from sop.delivery.channel import Channel, OutboxMessage, Outcome, RateKey, SendResult
+from sop.delivery.channel import (
+    Channel,
+    OutboxMessage,
+    Outcome,
+    RateKey,
+    SendResult,
+    Settlement,
+    Settling,
+    Verdict,
+)
 from sop.delivery.outbox import enqueue
 from sop.delivery.ratelimit import Rate, RateLimiter, RateLimits
 from sop.delivery.retry import RetryPolicy
@@ -19,5 +28,8 @@ __all__ = [
     "SendResult",
     "Sender",
     "SenderSettings",
+    "Settlement",
+    "Settling",
+    "Verdict",
     "enqueue",
 ]

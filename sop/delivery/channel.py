@@ -6,6 +6,10 @@ gets a :class:`SendResult` back, never an exception for anything the platform ca
 the adapter sorts each answer into an :class:`Outcome`, so the sender's policy stays the same
 for every channel (staff app messages, welcome messages, mass messages, Official Account
 messages, ...).
+
+A customer-facing send whose outcome is unknown (the sender crashed, or the answer was lost)
+is ``uncertain`` and never sent again blindly. A channel whose platform can tell what became
+of it also implements :class:`Settling`: the sender asks it and records the answer.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
 
 class Outcome(enum.StrEnum):
@@ -29,7 +33,7 @@ class Outcome(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """One claimed outbox row, as the channel sees it."""
 
@@ -45,7 +49,7 @@ class OutboxMessage:
     last_errcode: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendResult:
     """What happened to one send.
 
@@ -65,7 +69,7 @@ class SendResult:
         return cls(Outcome.SENT, platform_ids=dict(platform_ids or {}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RateKey:
     """A budget a send spends: ``scope`` names the limit set, ``key`` whose budget it is."""
 
@@ -96,4 +100,45 @@ class Channel(Protocol):
 
     async def send(self, message: OutboxMessage) -> SendResult:
         """Send once; sort every platform answer into a :class:`SendResult`."""
+        ...
+
+
+class Verdict(enum.StrEnum):
+    """What the platform says became of an uncertain send."""
+
+    #: It has it (the first try went out, or the check itself delivered it): ``sent``.
+    SENT = "sent"
+    #: It never got it: safe to send again, so the row is ``pending`` again.
+    NOT_SENT = "not_sent"
+    #: It refuses it (and so refused the first try too): the row is ``failed``.
+    FAILED = "failed"
+    #: It cannot tell (any more): the row stays ``uncertain`` for a person.
+    UNKNOWN = "unknown"
+    #: The check itself failed (busy, unreachable): ask again later.
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    verdict: Verdict
+    #: Why, for the row's ``last_error`` and the operator: what the platform answered.
+    reason: str
+    platform_ids: Mapping[str, Any] = field(default_factory=dict)
+    errcode: int | None = None
+
+
+@runtime_checkable
+class Settling(Protocol):
+    """A channel that can find out what became of an uncertain send.
+
+    ``settle_after`` is how long after a row became uncertain to ask first (the platform's
+    own records may lag behind a request that timed out). ``settle`` must be safe to call
+    more than once for the same row, and must never deliver a message a second time.
+    """
+
+    @property
+    def settle_after(self) -> timedelta: ...
+
+    async def settle(self, message: OutboxMessage, attempted_at: datetime) -> Settlement:
+        """Ask the platform about ``message``, whose attempt started at ``attempted_at``."""
         ...

@@ -39,6 +39,8 @@ async def resend(session: AsyncSession, row_ids: Iterable[int], now: datetime) -
             row.due_at = now
             row.attempts = 0
             row.lease_until = None
+            row.attempted_at = None
+            row.settle_at = None
             row.last_error = f"queued again by an operator (was {previous}): {row.last_error}"
             row.updated_at = now
             report[row_id] = f"queued again (was {previous})"

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Insert, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sop.delivery.channel import RateKey
 from sop.delivery.ratelimit import Rate, RateLimits
@@ -98,7 +98,7 @@ class SharedRateLimiter:
         return any(self._limits.rates.values())
 
     async def reserve(
-        self, session: AsyncSession, wanted: Sequence[Sequence[RateKey]], now: datetime
+        self, connection: AsyncConnection, wanted: Sequence[Sequence[RateKey]], now: datetime
     ) -> list[datetime | None]:
         """For each row's budgets: None (reserved: one send spent from each), or the
         earliest time worth asking again (nothing spent)."""
@@ -110,8 +110,8 @@ class SharedRateLimiter:
         }
         if not budgets:
             return [None] * len(wanted)
-        await _lock(session, sorted(budgets))
-        windows = await _counted(session, budgets, now)
+        await _lock(connection, sorted(budgets))
+        windows = await _counted(connection, budgets, now)
         answers: list[datetime | None] = []
         for keys in wanted:
             mine = [(k, w) for k in keys for w in windows.get((k.scope, k.key), ())]
@@ -119,24 +119,24 @@ class SharedRateLimiter:
             if full:
                 for key, window in full:
                     if window.buckets is None:
-                        window.buckets = await _buckets(session, key, window.rate, now)
+                        window.buckets = await _buckets(connection, key, window.rate, now)
                 answers.append(max(w.free_at(now) for _, w in full))
                 continue
             for _, window in mine:
                 window.granted += 1
             answers.append(None)
-        await _add(session, windows, now)
+        await _add(connection, windows, now)
         if self._pruned_at is None or now - self._pruned_at >= self._prune_every:
-            await session.execute(delete(RATE_SPENDS).where(_T.expires_at <= now))
+            await connection.execute(delete(RATE_SPENDS).where(_T.expires_at <= now))
             self._pruned_at = now
         return answers
 
 
-async def _lock(session: AsyncSession, budgets: list[Budget]) -> None:
-    if session.get_bind().dialect.name != "postgresql":
+async def _lock(connection: AsyncConnection, budgets: list[Budget]) -> None:
+    if connection.dialect.name != "postgresql":
         return  # SQLite: the claim's BEGIN IMMEDIATE made this transaction the only writer
     ids = sorted({_lock_id(scope, key) for scope, key in budgets})
-    await session.execute(_LOCK, {"cls": ADVISORY_CLASS, "ks": ids})
+    await connection.execute(_LOCK, {"cls": ADVISORY_CLASS, "ks": ids})
 
 
 def _lock_id(scope: str, key: str) -> int:
@@ -145,12 +145,12 @@ def _lock_id(scope: str, key: str) -> int:
 
 
 async def _counted(
-    session: AsyncSession, budgets: dict[Budget, tuple[Rate, ...]], now: datetime
+    connection: AsyncConnection, budgets: dict[Budget, tuple[Rate, ...]], now: datetime
 ) -> Windows:
     """Each budget's windows with what their live buckets hold, summed in the database."""
     windows = {budget: [BucketWindow(rate) for rate in rates] for budget, rates in budgets.items()}
     by_period = {(budget, _ms(w.rate.per)): w for budget, ws in windows.items() for w in ws}
-    sums = await session.execute(
+    sums = await connection.execute(
         select(_T.scope, _T.key, _T.period_ms, func.sum(_T.spent))
         .where(
             _T.scope.in_({scope for scope, _ in budgets}),
@@ -167,9 +167,9 @@ async def _counted(
 
 
 async def _buckets(
-    session: AsyncSession, key: RateKey, rate: Rate, now: datetime
+    connection: AsyncConnection, key: RateKey, rate: Rate, now: datetime
 ) -> list[tuple[datetime, int]]:
-    rows = await session.execute(
+    rows = await connection.execute(
         select(_T.last_at, _T.spent).where(
             _T.scope == key.scope,
             _T.key == key.key,
@@ -180,7 +180,7 @@ async def _buckets(
     return [(last_at, spent) for last_at, spent in rows.all()]
 
 
-async def _add(session: AsyncSession, windows: Windows, now: datetime) -> None:
+async def _add(connection: AsyncConnection, windows: Windows, now: datetime) -> None:
     values = [
         {
             "scope": scope,
@@ -196,12 +196,12 @@ async def _add(session: AsyncSession, windows: Windows, now: datetime) -> None:
         if window.granted
     ]
     if values:
-        await session.execute(_upsert(session), values)
+        await connection.execute(_upsert(connection), values)
 
 
-def _upsert(session: AsyncSession) -> Insert:
+def _upsert(connection: AsyncConnection) -> Insert:
     """Add to a bucket, or start it; its latest spend and expiry only move forward."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = connection.dialect.name == "postgresql"
     statement = (postgresql_insert if postgres else sqlite_insert)(RATE_SPENDS)
     later = func.greatest if postgres else func.max
     new = statement.excluded

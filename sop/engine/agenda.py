@@ -1,251 +1,145 @@
-"""Claiming due agenda rows with a lease, and taking one claimed row back for execution.
+"""Claiming due agenda rows, in the transaction that runs them.
 
-A pass of the engine is two kinds of transaction:
+The engine claims a batch of due rows and runs their steps in one transaction
+(:mod:`sop.engine.runner`): :func:`claim` locks up to ``limit`` due rows (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, so engines side by side take disjoint rows; on SQLite the
+transaction begins ``IMMEDIATE`` and one writer runs at a time), the steps run, and their
+effects (outbox rows, tasks, the next agenda rows) commit with the rows' ``done``. Nothing
+is marked in between: a transaction that does not commit (an error, a crash, a lost
+connection) leaves its rows pending and due, for this engine or another to take at once,
+and has no effects, so running them again is safe and nothing runs twice.
 
-1. :func:`claim_due`: lock up to ``limit`` due rows, oldest due first (``FOR UPDATE SKIP
-   LOCKED`` on PostgreSQL, so engines side by side take disjoint rows; on SQLite the
-   transaction begins ``IMMEDIATE`` and one writer claims at a time), mark them ``running``
-   until ``lease_until`` with one more attempt, commit. Rows left ``running`` past their lease
-   (an engine that crashed or hung) are simply due again and are claimed the same way.
-2. per claimed row, :func:`reacquire` in its own transaction: lock the row again and check it
-   is still ``running`` under *our* claim (same attempt, same lease). The step's effects
-   (outbox rows, tasks, tags, the next agenda row) and the row's ``done`` commit together, so
-   a row whose transaction did not commit has no effects and running it again is safe; a row
-   another engine recovered after our lease lapsed fails the check and is left alone.
+Which rows: first steps that fell due in the last :data:`FRESH` (what an event that just
+arrived enrolled: a welcome message, whose code lives 20 seconds), newest first, for up to
+half the batch; then the oldest due rows. A customer's first touch never queues behind a
+backlog, and the backlog still gets half of every batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import Text, bindparam, func, literal_column, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from store.models import (
-    AgendaItem,
-    AgendaKind,
-    AgendaState,
-    Customer,
-    Enrollment,
-    EnrollmentState,
-    Waiting,
-)
+from sop.delivery.messages import WELCOME_CODE_VALIDITY
+from sop.engine.taken import Taken, due, taken_rows, taking
+from store.models import AgendaItem, AgendaState
+from store.models.base import UTCDateTime
+from store.models.engine import FIRST_STEP_PENDING
 
 _A = AgendaItem
 
-
-@dataclass(frozen=True)
-class Claim:
-    """One claimed row, as the claiming transaction left it: the token :func:`reacquire`
-    checks (``attempts``, ``lease_until``) and what the executor needs to find the work."""
-
-    id: int
-    enrollment_id: int
-    seq: int
-    attempts: int
-    lease_until: datetime
-    due_at: datetime
+#: A first step due this recently is claimed before older rows: the welcome message's code
+#: is valid for 20 seconds after the add event.
+FRESH = WELCOME_CODE_VALIDITY
 
 
-def _due(now: datetime) -> object:
-    return or_(
-        and_(_A.state == AgendaState.PENDING, _A.due_at <= now),
-        and_(_A.state == AgendaState.RUNNING, _A.lease_until < now),
+def _fresh(postgres: bool) -> Any:
+    """First steps that fell due within :data:`FRESH`, newest first (``lane`` of them)."""
+    if not postgres:  # SQLite's planner would take the wider (state, due_at) index
+        return (
+            text(
+                "SELECT id, due_at FROM agenda INDEXED BY ix_agenda_first_steps"
+                f" WHERE {FIRST_STEP_PENDING} AND due_at <= :now AND due_at > :fresh_since"
+                " ORDER BY due_at DESC, id DESC LIMIT :lane"
+            )
+            .bindparams(
+                bindparam("now", type_=UTCDateTime()),
+                bindparam("fresh_since", type_=UTCDateTime()),
+            )
+            .columns(_A.id, _A.due_at)
+        )
+    return (
+        select(_A.id, _A.due_at)
+        .where(
+            text(FIRST_STEP_PENDING),  # literally, so the planner may use ix_agenda_first_steps
+            _A.due_at <= bindparam("now"),
+            _A.due_at > bindparam("fresh_since"),
+        )
+        .order_by(_A.due_at.desc())  # not by id: see _oldest
+        .limit(bindparam("lane"))
+        .with_for_update(skip_locked=True)
     )
 
 
-async def claim_due(
-    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta
-) -> list[Claim]:
-    """Claim up to ``limit`` due rows (pending and due, or running past their lease)."""
-    rows = (
-        await session.execute(
-            select(_A.id, _A.enrollment_id, _A.seq, _A.attempts, _A.due_at)
-            .where(_due(now))  # type: ignore[arg-type]
-            .order_by(_A.due_at, _A.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if not rows:
-        return []
-    lease_until = now + lease
-    await session.execute(
-        update(_A)
-        .where(_A.id.in_([row.id for row in rows]))
-        .values(
-            state=AgendaState.RUNNING,
-            lease_until=lease_until,
-            attempts=_A.attempts + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+def _oldest(postgres: bool) -> Any:
+    """The oldest due rows (``limit`` of them): an ordered range of ``(state, due_at)``
+    that stops at the limit. Rows due at the same time are taken in index order: SQLite's
+    index ends with the row id, PostgreSQL's does not, and ordering by ``id`` there would
+    sort every row of a tie (a fan-out's thousands, due at once) on every claim."""
+    order = (_A.due_at,) if postgres else (_A.due_at, _A.id)
+    return (
+        select(_A.id, _A.due_at)
+        .where(_A.state == AgendaState.PENDING, _A.due_at <= bindparam("now"))
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
     )
-    return [
-        Claim(
-            id=row.id,
-            enrollment_id=row.enrollment_id,
-            seq=row.seq,
-            attempts=row.attempts + 1,
-            lease_until=lease_until,
-            due_at=row.due_at,
-        )
-        for row in rows
-    ]
 
 
-async def reacquire(session: AsyncSession, claim: Claim) -> AgendaItem | None:
-    """Lock ``claim``'s row in this transaction if it is still ours, else None."""
+def _claim(postgres: bool) -> Any:
+    """The whole claim in one statement (one round trip on PostgreSQL): the fresh lane and
+    the oldest rows in two CTEs (locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, which
+    evaluates a locking CTE once), then taken with their enrollments and customers
+    (:func:`sop.engine.taken.taking`) by primary key from the claimed ids, lane first."""
+    fresh = _fresh(postgres).cte("fresh")
+    lane_size = select(func.count()).select_from(fresh).scalar_subquery()
+    oldest = (
+        _oldest(postgres)
+        .where(_A.id.not_in(select(fresh.c.id)))
+        .limit(bindparam("limit") - lane_size)
+        .cte("oldest")
+    )
+    claimed = union_all(
+        select(fresh.c.id, literal_column("0").label("part")),
+        select(oldest.c.id, literal_column("1").label("part")),
+    ).subquery("claimed")
+    rows = claimed.join(_A, _A.id == claimed.c.id)
+    return taking(rows).order_by(claimed.c.part, _A.due_at, _A.id)
+
+
+CLAIM = {postgres: _claim(postgres) for postgres in (False, True)}
+
+
+async def claim(connection: AsyncConnection, *, now: datetime, limit: int) -> list[Taken]:
+    """Lock up to ``limit`` due rows in this transaction and take them (:func:`take`): fresh
+    first steps (the newest, up to half) first, then the oldest, each part oldest first."""
+    statement = CLAIM[connection.dialect.name == "postgresql"]
+    params = {"now": now, "fresh_since": now - FRESH, "lane": (limit + 1) // 2, "limit": limit}
+    return taken_rows(await connection.execute(statement, params))
+
+
+#: Rows an engine of an earlier release left ``running`` (it claimed rows in a transaction
+#: of their own, with a lease) are due again once their lease has passed.
+_RELEASE_LAPSED = (
+    update(_A)
+    .where(_A.state == AgendaState.RUNNING, _A.lease_until < bindparam("now"))
+    .values(state=AgendaState.PENDING, lease_until=None, updated_at=bindparam("now"))
+)
+
+
+async def release_lapsed(connection: AsyncConnection, *, now: datetime) -> None:
+    """Put rows left ``running`` past their lease back to ``pending``."""
+    await connection.execute(_RELEASE_LAPSED, {"now": now})
+
+
+async def lock_due(session: AsyncSession, agenda_id: int, *, now: datetime) -> AgendaItem | None:
+    """The row ``agenda_id`` locked in this transaction if it is still due, else None (it
+    ran meanwhile, or another engine holds it)."""
     return (
         await session.execute(
             select(_A)
-            .where(
-                _A.id == claim.id,
-                _A.state == AgendaState.RUNNING,
-                _A.attempts == claim.attempts,
-                _A.lease_until == claim.lease_until,
-            )
-            .with_for_update()
+            .where(_A.id == agenda_id, due(now))
+            .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
 
 
-@dataclass(frozen=True)
-class TakenRow:
-    """The claimed agenda row as a step sees it (read by :func:`take_back`, not an ORM
-    object: the hot path writes it back with :func:`close`, never through a flush)."""
-
-    id: int
-    seq: int
-    step_index: int
-    kind: AgendaKind
-    due_at: datetime
-    attempts: int
-
-
-@dataclass(frozen=True)
-class NextRow:
-    """The agenda row a step scheduled, written with the step's trace (``seq``: the
-    enrollment's)."""
-
-    step_index: int
-    due_at: datetime
-    kind: AgendaKind
-
-
-@dataclass
-class TakenEnrollment:
-    """The enrollment of a taken row, as plain values. Steps may set ``waiting``; it is
-    written with the next agenda row (:func:`sop.engine.lifecycle.schedule_taken` stages it
-    in ``scheduled``, the executor writes it with the step's trace) or when the enrollment
-    ends (:func:`sop.engine.lifecycle.end_taken`)."""
-
-    id: int
-    playbook: str
-    version_id: int
-    customer_id: int | None
-    group_id: int | None
-    staff_userid: str | None
-    state: EnrollmentState
-    waiting: Waiting
-    context: dict[str, Any]
-    seq: int
-    enrolled_at: datetime
-    scheduled: NextRow | None = None
-
-
-@dataclass(frozen=True)
-class TakenCustomer:
-    """The customer fields the steps and their templates read (what ``build_context`` would
-    otherwise load again)."""
-
-    id: int
-    external_userid: str | None
-    name: str | None
-    corp_name: str | None
-    custom_fields: dict[str, Any]
-    opted_out_at: datetime | None
-
-
-_E = Enrollment
-_C = Customer
-_ROW_COLUMNS = (_A.id, _A.seq, _A.step_index, _A.kind, _A.due_at, _A.attempts)
-_ENROLLMENT_COLUMNS = (
-    _E.id,
-    _E.playbook,
-    _E.version_id,
-    _E.customer_id,
-    _E.group_id,
-    _E.staff_userid,
-    _E.state,
-    _E.waiting,
-    _E.context,
-    _E.seq,
-    _E.enrolled_at,
-)
-_CUSTOMER_COLUMNS = (
-    _C.id,
-    _C.external_userid,
-    _C.name,
-    _C.corp_name,
-    _C.custom_fields,
-    _C.opted_out_at,
-)
-_SPLIT = (len(_ROW_COLUMNS), len(_ROW_COLUMNS) + len(_ENROLLMENT_COLUMNS))
-
-#: The row (still ours?), its enrollment and customer in one round trip, locking the row and
-#: the enrollment (``FOR UPDATE OF``; the customer is only read). A Core select of the
-#: columns the steps use, built once: no ORM loading, no identity map, no flush afterwards.
-_TAKE_BACK = (
-    select(*_ROW_COLUMNS, *_ENROLLMENT_COLUMNS, *_CUSTOMER_COLUMNS)
-    .select_from(_A)
-    .join(_E, _E.id == _A.enrollment_id)
-    .outerjoin(_C, _C.id == _E.customer_id)
-    .where(
-        _A.id == bindparam("agenda_id"),
-        _A.state == AgendaState.RUNNING,
-        _A.attempts == bindparam("attempts"),
-        _A.lease_until == bindparam("lease_until"),
-    )
-    .with_for_update(of=[_E.__table__, _A.__table__])
-)
-
-
-async def take_back(
-    connection: AsyncConnection, claim: Claim
-) -> tuple[TakenRow, TakenEnrollment, TakenCustomer | None] | None:
-    """:func:`reacquire` with the row's enrollment (locked too) and customer read in the
-    same statement; None if the row is no longer ours. An agenda row cannot outlive its
-    enrollment (``ON DELETE CASCADE``), so a row that is ours always has one."""
-    params = {"agenda_id": claim.id, "attempts": claim.attempts, "lease_until": claim.lease_until}
-    row = (await connection.execute(_TAKE_BACK, params)).first()
-    if row is None:
-        return None
-    at_enrollment, at_customer = _SPLIT
-    item = TakenRow(*row[:at_enrollment])
-    enrollment = TakenEnrollment(*row[at_enrollment:at_customer])
-    customer_values = row[at_customer:]
-    customer = None if customer_values[0] is None else TakenCustomer(*customer_values)
-    return item, enrollment, customer
-
-
-def finish(
-    item: AgendaItem, state: AgendaState, *, now: datetime, error: str | None = None
-) -> None:
-    """Close a claimed row (``done``, ``skipped``, ``cancelled``), releasing its lease."""
-    item.state = state
-    item.lease_until = None
-    item.updated_at = now
-    if error is not None:
-        item.last_error = error
-
-
-#: :func:`close` as one Core UPDATE, built once (``last_error`` kept unless one is given).
-#: Its parameter names are unique among the executor's statements, which PostgreSQL runs
-#: together as one statement (see :func:`sop.engine.executor.record`).
+#: A taken row closed, as one Core UPDATE built once (``last_error`` kept unless one is
+#: given); :class:`sop.engine.writes.TransactionWrites` runs it for all the rows it closes.
 CLOSE = (
     update(_A)
     .where(_A.id == bindparam("agenda_id"))
@@ -258,23 +152,23 @@ CLOSE = (
 )
 
 
-async def close(
-    connection: AsyncConnection,
-    agenda_id: int,
-    state: AgendaState,
-    *,
-    now: datetime,
-    error: str | None = None,
+def finish(
+    item: AgendaItem, state: AgendaState, *, now: datetime, error: str | None = None
 ) -> None:
-    """:func:`finish` for a taken row, written at once with a Core UPDATE."""
-    params = {"agenda_id": agenda_id, "new_state": state, "now": now, "error": error}
-    await connection.execute(CLOSE, params)
+    """Close a row (``done``, ``skipped``, ``cancelled``)."""
+    item.state = state
+    item.lease_until = None
+    item.updated_at = now
+    if error is not None:
+        item.last_error = error
 
 
 def release_for_retry(item: AgendaItem, *, now: datetime, retry_at: datetime, error: str) -> None:
-    """Put a row whose step raised back on the agenda at ``retry_at``, keeping the error."""
+    """Put a row whose step raised back on the agenda at ``retry_at``: one more failed
+    attempt, with its error."""
     item.state = AgendaState.PENDING
     item.lease_until = None
+    item.attempts += 1
     item.due_at = retry_at
     item.last_error = error
     item.updated_at = now

@@ -1,8 +1,9 @@
 """One agenda row executed: the step (or the timeout decision), its trace, the next move.
 
-Everything here runs inside the row's own transaction (opened by :mod:`sop.engine.runner`),
-so the outbox rows, tasks and marketing touches a step creates, its :class:`StepRun`, the row
-marked ``done`` and the next agenda row commit together or not at all.
+Everything here runs inside an engine transaction (opened by :mod:`sop.engine.runner` for
+the rows of a claim, or for one row), so the outbox rows, tasks and marketing touches a step
+creates, its :class:`StepRun`, the row marked ``done`` and the next agenda row commit
+together or not at all.
 
 Rules the operator can rely on (docs/playbooks.md):
 
@@ -21,25 +22,21 @@ Rules the operator can rely on (docs/playbooks.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Executable, bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.engine import lifecycle
-from sop.engine.agenda import (
-    CLOSE,
-    Claim,
-    TakenEnrollment,
-    close,
-    finish,
-    reacquire,
-    release_for_retry,
-    take_back,
-)
+from sop.engine.agenda import finish, lock_due, release_for_retry
 from sop.engine.steps.base import STOP, Services, StepContext, StepResult
 from sop.engine.steps.registry import STEPS, TIMEOUTS, WAITS_ON
+from sop.engine.steps.send import counts_against_cap
+from sop.engine.taken import Taken, TakenEnrollment
+from sop.engine.transaction import Transaction
+from sop.engine.writes import TransactionWrites
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import step_due_at
 from store.models import (
@@ -72,48 +69,53 @@ async def lock_enrollment(session: AsyncSession, enrollment_id: int) -> Enrollme
 
 
 async def execute(
-    session: AsyncSession,
-    claim: Claim,
+    run_in: Transaction,
+    taken: Taken,
     *,
     catalog: VersionSource,
     services: Services,
     now: datetime,
-) -> str | None:
-    """Run ``claim``'s row if it is still ours; the outcome recorded (None: not ours).
+) -> str:
+    """Run one taken row (:func:`sop.engine.agenda.claim`) in ``run_in``; the outcome.
 
-    The hot path talks to the transaction's connection with prebuilt Core statements (take
-    back, trace, close, next row): no ORM loading and no flush. Steps that need ORM objects
-    (a nudge's task) still use ``session``, in the same transaction."""
-    connection = await session.connection()
-    taken = await take_back(connection, claim)
-    if taken is None:
-        return None
+    Its writes go to ``run_in.writes`` and reach the database with the transaction's other
+    steps (:meth:`TransactionWrites.flush`). Steps that need ORM objects (a nudge's task)
+    use ``run_in.session``, in the same transaction."""
     item, enrollment, customer = taken
+    writes = run_in.writes
     if enrollment.state != EnrollmentState.ACTIVE:
         error = f"the enrollment is {enrollment.state.value}"
-        await close(connection, item.id, AgendaState.SKIPPED, now=now, error=error)
+        writes.close(item.id, AgendaState.SKIPPED, now=now, error=error)
         return "enrollment_ended"
-    playbook = await catalog.get_version(session, enrollment.version_id)
+    playbook = await catalog.get_version(run_in.session, enrollment.version_id)
     if not 0 <= item.step_index < len(playbook.steps):
         raise LookupError(
             f"agenda row {item.id} names step {item.step_index + 1} but playbook"
             f" {playbook.name!r} (version {enrollment.version_id}) has {len(playbook.steps)}"
         )
     run = StepContext(
-        session, connection, enrollment, playbook, item.step_index, item, now, services, customer
+        run_in,
+        enrollment,
+        playbook,
+        item.step_index,
+        item,
+        now,
+        services,
+        customer,
     )
     if item.kind != AgendaKind.STEP:
         waits_on = WAITS_ON[item.kind]
         if item.seq != enrollment.seq or enrollment.waiting.value != waits_on:
-            error = "superseded: no longer waiting"
-            await close(connection, item.id, AgendaState.SKIPPED, now=now, error=error)
+            writes.close(
+                item.id, AgendaState.SKIPPED, now=now, error="superseded: no longer waiting"
+            )
             return "superseded"
         result = await TIMEOUTS[item.kind](run)
     else:
-        result = _late(run) or await STEPS[run.step.action](run)
+        result = _late(run) or await STEPS[run.action](run)
     if not result.wait:
-        await advance(
-            connection,
+        advance(
+            writes,
             enrollment,
             playbook,
             item.step_index,
@@ -122,14 +124,30 @@ async def execute(
             zone_default=services.zone_default,
         )
     state = AgendaState.SKIPPED if result.outcome == "skipped_late" else AgendaState.DONE
-    await record(run, result, state)
+    record(run, result, state)
     return result.outcome
+
+
+async def capped_customers(
+    session: AsyncSession, taken: Iterable[Taken], *, catalog: VersionSource
+) -> set[int]:
+    """The customers of ``taken`` rows whose step is a marketing send (what the frequency
+    cap counts), so the transaction counts their touches in one statement."""
+    capped: set[int] = set()
+    for item, enrollment, customer in taken:
+        if customer is None or item.kind != AgendaKind.STEP:
+            continue
+        playbook = await catalog.get_version(session, enrollment.version_id)
+        steps = playbook.steps
+        if item.step_index < len(steps) and counts_against_cap(playbook, steps[item.step_index]):
+            capped.add(customer.id)
+    return capped
 
 
 def _late(run: StepContext) -> StepResult | None:
     grace = run.playbook.catch_up.value
     late_by = run.now - run.item.due_at
-    if grace is None or run.step.action not in FACING or late_by <= grace:
+    if grace is None or run.action not in FACING or late_by <= grace:
         return None
     reason = (
         f"due {run.item.due_at.isoformat()}, late by {late_by}: more than the playbook's"
@@ -138,64 +156,26 @@ def _late(run: StepContext) -> StepResult | None:
     return StepResult("skipped_late", {"reason": reason})
 
 
-#: The trace row as a plain Core insert on the transaction's connection: nothing reads it
-#: back in the step, so it needs no ORM object, identity or flush (compiled once, cached).
-_TRACE = insert(StepRun).values(
-    enrollment_id=bindparam("of_enrollment"),
-    seq=bindparam("trace_seq"),
-    step_id=bindparam("trace_step_id"),
-    action=bindparam("trace_action"),
-    due_at=bindparam("trace_due_at"),
-    ran_at=bindparam("now"),
-    outcome=bindparam("trace_outcome"),
-    detail=bindparam("trace_detail"),
-)
-#: On PostgreSQL a step's writes are one statement (data-modifying CTEs run exactly once,
-#: whether or not the outer statement reads them): the row closed, the trace, and, if the
-#: step scheduled one, the enrollment's ``seq``/``waiting`` and the next agenda row.
-_RECORD_PG = lifecycle.NEXT.add_cte(
-    CLOSE.cte("closed"), _TRACE.cte("traced"), lifecycle.BUMP.cte("bumped")
-)
-_RECORD_PG_LAST = _TRACE.add_cte(CLOSE.cte("closed"))
-
-
-async def record(run: StepContext, result: StepResult, state: AgendaState) -> None:
-    """Write what ``run`` did, in the row's transaction: its step-run trace, its row closed
-    (``state``), and the next row the step or :func:`advance` scheduled, if any, with the
-    enrollment's new ``seq`` and ``waiting``. One round trip on PostgreSQL; on SQLite (no
-    data-modifying CTEs) the statements run one after the other in one greenlet hop."""
-    params = _trace_params(run, result) | {
-        "agenda_id": run.item.id,
-        "new_state": state,
-        "error": None,
-    }
-    scheduled = run.enrollment.scheduled is not None
-    if scheduled:
-        params |= lifecycle.scheduled_params(run.enrollment)
-    connection = run.connection
-    if connection.dialect.name == "postgresql":
-        await connection.execute(_RECORD_PG if scheduled else _RECORD_PG_LAST, params)
-        return
-    statements = (_TRACE, CLOSE, lifecycle.BUMP, lifecycle.NEXT) if scheduled else (_TRACE, CLOSE)
-    await connection.run_sync(_run_all, statements, params)
-
-
-def _run_all(
-    connection: Connection, statements: tuple[Executable, ...], params: dict[str, Any]
-) -> None:
-    for statement in statements:
-        connection.execute(statement, params)
+def record(run: StepContext, result: StepResult, state: AgendaState) -> None:
+    """Queue what ``run`` did with the transaction's writes: its step-run trace, its row
+    closed (``state``), and the next row the step or :func:`advance` scheduled, if any, with
+    the enrollment's new ``seq`` and ``waiting``."""
+    writes = run.tx.writes
+    scheduled = None
+    if run.enrollment.scheduled is not None:
+        scheduled = lifecycle.scheduled_params(run.enrollment)
+    writes.step(_trace_params(run, result), run.item.id, state, scheduled)
 
 
 def _trace_params(run: StepContext, result: StepResult) -> dict[str, Any]:
     detail: dict[str, Any] = {"kind": run.item.kind.value, **result.detail}
-    if run.item.attempts > 1:
-        detail["attempt"] = run.item.attempts
+    if run.item.attempt > 1:
+        detail["attempt"] = run.item.attempt
     return {
         "of_enrollment": run.enrollment.id,
         "trace_seq": run.item.seq,
         "trace_step_id": run.step_id,
-        "trace_action": run.step.action,
+        "trace_action": run.action,
         "trace_due_at": run.item.due_at,
         "now": run.now,
         "trace_outcome": result.outcome,
@@ -203,8 +183,8 @@ def _trace_params(run: StepContext, result: StepResult) -> dict[str, Any]:
     }
 
 
-async def advance(
-    connection: AsyncConnection,
+def advance(
+    writes: TransactionWrites,
     enrollment: TakenEnrollment,
     playbook: Playbook,
     from_index: int,
@@ -217,15 +197,15 @@ async def advance(
     or the next step; schedule it (written by :func:`record`), or complete the enrollment."""
     if target == STOP:
         reason = f"stop at step {playbook.step_id(from_index)}"
-        await lifecycle.end_taken(
-            connection, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        lifecycle.end_taken(
+            writes, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
         )
         return
     index = playbook.step_index(target) if target is not None else from_index + 1
     if index >= len(playbook.steps):
         reason = f"ran past the last step ({playbook.step_id(from_index)})"
-        await lifecycle.end_taken(
-            connection, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
+        lifecycle.end_taken(
+            writes, enrollment, state=EnrollmentState.COMPLETED, reason=reason, now=now
         )
         return
     step = playbook.steps[index]
@@ -241,29 +221,34 @@ async def advance(
 
 async def record_failure(
     session: AsyncSession,
-    claim: Claim,
+    agenda_id: int,
     error: str,
     *,
     catalog: VersionSource,
     now: datetime,
     max_attempts: int,
-    retry_at: datetime,
+    retry_after: Callable[[int], timedelta],
     permanent: bool = False,
-) -> bool:
+) -> Enrollment | None:
     """After a step raised (its transaction rolled back): keep the error on the row and retry
-    at ``retry_at``, or, on the last attempt (or a ``permanent`` error, such as a template
-    that cannot render this customer), fail the enrollment with it. True if failed."""
-    enrollment = await lock_enrollment(session, claim.enrollment_id)
-    item = await reacquire(session, claim)
-    if item is None or enrollment is None:
-        return False
+    it ``retry_after(attempt)`` later, or, on the last attempt (or a ``permanent`` error,
+    such as a template that cannot render this customer), fail the enrollment with it. The
+    enrollment if it failed."""
+    item = await lock_due(session, agenda_id, now=now)
+    if item is None:
+        return None
+    enrollment = await lock_enrollment(session, item.enrollment_id)
+    if enrollment is None:
+        return None
     step_id, action = str(item.step_index + 1), "?"
     try:
         playbook = await catalog.get_version(session, enrollment.version_id)
         step_id, action = playbook.step_id(item.step_index), playbook.steps[item.step_index].action
     except (LookupError, ValueError, IndexError):
         pass
-    final = permanent or claim.attempts >= max_attempts
+    attempt = item.attempts + 1
+    final = permanent or attempt >= max_attempts
+    retry_at = now + retry_after(attempt)
     session.add(
         StepRun(
             enrollment_id=enrollment.id,
@@ -276,7 +261,7 @@ async def record_failure(
             detail={
                 "kind": item.kind.value,
                 "error": error,
-                "attempt": claim.attempts,
+                "attempt": attempt,
                 "of": max_attempts,
                 **({} if final else {"retry_at": retry_at.isoformat()}),
             },
@@ -284,11 +269,12 @@ async def record_failure(
     )
     if not final:
         release_for_retry(item, now=now, retry_at=retry_at, error=error)
-        return False
+        return None
+    item.attempts = attempt
     finish(item, AgendaState.SKIPPED, now=now, error=error)
-    reason = f"step {step_id} ({action}) failed {claim.attempts} times; last error: {error}"
+    reason = f"step {step_id} ({action}) failed {attempt} times; last error: {error}"
     await lifecycle.end(session, enrollment, state=EnrollmentState.FAILED, reason=reason, now=now)
-    return True
+    return enrollment
 
 
 def backoff(attempts: int, *, base: timedelta, most: timedelta) -> timedelta:

@@ -157,17 +157,20 @@ class FanOut:
 
 
 async def resume_unfinished(fanout: FanOut) -> int:
-    """Finish the fan-outs a crashed process left (fires taken, not finished)."""
+    """Finish the playbook fan-outs a stopped or crashed process left (fires taken, not
+    finished). A fan-out another process is running is left to it (its fire row is locked
+    while a batch runs); cron campaigns' fires are their starter's business, not ours."""
     async with fanout.sessions() as session:
         rows = (
             await session.execute(
                 select(CronFire.id, CronFire.job, CronFire.fire_time).where(
-                    CronFire.finished_at.is_(None)
+                    CronFire.finished_at.is_(None),
+                    CronFire.job.startswith(PLAYBOOK_JOB_PREFIX, autoescape=True),
                 )
             )
         ).all()
     enrolled = 0
     for fire_id, job, fire_time in rows:
-        name = job.removeprefix("playbook:")
+        name = job.removeprefix(PLAYBOOK_JOB_PREFIX)
         enrolled += await fanout.run(fire_id, name, fire_time)
     return enrolled

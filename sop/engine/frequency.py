@@ -10,12 +10,14 @@ under the cap unseen on PostgreSQL (the customer row is locked first) and never 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sop.engine.taken import ids_in
 from sop.settings import FrequencyCap
 from store.models import Customer, MarketingTouch
 
@@ -36,45 +38,53 @@ class CapCheck:
             f" (at most {cap.messages}, settings sop.frequency_cap)"
         )
 
+    @classmethod
+    def of(cls, count: int, cap: FrequencyCap | None) -> CapCheck:
+        """The check for a customer with ``count`` marketing touches in the window."""
+        if cap is None:
+            return cls(allowed=True, sent_in_window=count, limit=None)
+        return cls(allowed=count < cap.messages, sent_in_window=count, limit=cap.messages)
 
-#: The statements of a cap check, built once (their compiled forms are cached).
-_COUNT = select(func.count(MarketingTouch.id)).where(
-    MarketingTouch.customer_id == bindparam("customer_id"),
-    MarketingTouch.at > bindparam("since"),
-    MarketingTouch.at <= bindparam("until"),
+
+#: The statements of a cap check, built once (their compiled forms are cached); the lock is
+#: only sent to PostgreSQL.
+_LOCK = (
+    select(Customer.id)
+    .where(ids_in(Customer.id, "customer_ids", postgres=True))
+    .order_by(Customer.id)
+    .with_for_update()
 )
-_LOCK = select(Customer.id).where(Customer.id == bindparam("customer_id")).with_for_update()
-_TOUCH = insert(MarketingTouch)
-
-
-async def touches_in_window(
-    connection: AsyncConnection, customer_id: int, *, cap: FrequencyCap, now: datetime
-) -> int:
-    """Marketing touches of ``customer_id`` in ``(now - cap.per, now]``."""
-    params = {"customer_id": customer_id, "since": now - cap.per, "until": now}
-    return int((await connection.execute(_COUNT, params)).scalar_one())
-
-
-async def check_cap(
-    connection: AsyncConnection, customer_id: int, *, cap: FrequencyCap | None, now: datetime
-) -> CapCheck:
-    """Lock the customer (serialises deciders on PostgreSQL), then count the window in a
-    statement of its own: under READ COMMITTED its snapshot is taken after the lock, so it
-    sees the touches of the decider that held the lock before us. SQLite has no row locks
-    and one writer at a time (``BEGIN IMMEDIATE``), so there the lock is not sent."""
-    if cap is None:
-        return CapCheck(allowed=True, sent_in_window=0, limit=None)
-    if connection.dialect.name == "postgresql":
-        await connection.execute(_LOCK, {"customer_id": customer_id})
-    count = await touches_in_window(connection, customer_id, cap=cap, now=now)
-    return CapCheck(allowed=count < cap.messages, sent_in_window=count, limit=cap.messages)
-
-
-async def record_touch(
-    connection: AsyncConnection, customer_id: int, *, source: str, now: datetime
-) -> None:
-    """Write the ledger row for a marketing message decided now, in the caller's transaction
-    (a Core insert: nothing in the step reads the row back)."""
-    await connection.execute(
-        _TOUCH, {"customer_id": customer_id, "at": now, "source": source[:200]}
+_COUNT = {
+    postgres: select(MarketingTouch.customer_id, func.count(MarketingTouch.id))
+    .where(
+        ids_in(MarketingTouch.customer_id, "customer_ids", postgres=postgres),
+        MarketingTouch.at > bindparam("since"),
+        MarketingTouch.at <= bindparam("until"),
     )
+    .group_by(MarketingTouch.customer_id)
+    for postgres in (False, True)
+}
+
+
+async def lock_and_count(
+    connection: AsyncConnection, customer_ids: Collection[int], *, cap: FrequencyCap, now: datetime
+) -> dict[int, int]:
+    """Marketing touches of each of ``customer_ids`` in ``(now - cap.per, now]``, after
+    locking them (in id order, so deciders never wait on each other in a circle).
+
+    The lock serialises deciders on PostgreSQL and the count is a statement of its own:
+    under READ COMMITTED its snapshot is taken after the lock, so it sees the touches of a
+    decider that held a lock before us. SQLite has no row locks and one writer at a time
+    (``BEGIN IMMEDIATE``), so there the lock is not sent. The caller adds the touches its
+    own transaction decided but has not written yet."""
+    if not customer_ids:
+        return {}
+    ids = sorted(customer_ids)
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        await connection.execute(_LOCK, {"customer_ids": ids})
+    params = {"customer_ids": ids, "since": now - cap.per, "until": now}
+    counts = {customer_id: 0 for customer_id in ids}
+    for customer_id, count in await connection.execute(_COUNT[postgres], params):
+        counts[customer_id] = count
+    return counts

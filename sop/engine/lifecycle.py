@@ -10,12 +10,12 @@ enrollment cancels whatever it still had on the agenda.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from sop.engine.agenda import NextRow, TakenEnrollment
+from sop.engine.taken import NextRow, TakenEnrollment
 from store.models import (
     AgendaItem,
     AgendaKind,
@@ -24,6 +24,9 @@ from store.models import (
     EnrollmentState,
     Waiting,
 )
+
+if TYPE_CHECKING:
+    from sop.engine.writes import TransactionWrites
 
 
 def schedule(
@@ -88,10 +91,9 @@ async def end(
     await cancel_pending(session, enrollment.id, now=now)
 
 
-#: The hot path's moves as Core statements on the row's connection, built once: the
-#: executor holds the enrollment as plain values (:class:`TakenEnrollment`), so nothing is
-#: left for a unit-of-work flush. Parameter names are unique among the executor's
-#: statements (PostgreSQL runs them together, see :func:`sop.engine.executor.record`).
+#: The hot path's moves as Core statements, built once: the executor holds the enrollment
+#: as plain values (:class:`TakenEnrollment`), so nothing is left for a unit-of-work flush;
+#: :class:`sop.engine.writes.TransactionWrites` runs each with the rows of a transaction.
 BUMP = (
     update(Enrollment)
     .where(Enrollment.id == bindparam("of_enrollment"))
@@ -99,18 +101,22 @@ BUMP = (
         seq=bindparam("next_seq"), waiting=bindparam("now_waiting"), updated_at=bindparam("now")
     )
 )
-NEXT = insert(AgendaItem).values(
-    enrollment_id=bindparam("of_enrollment"),
-    seq=bindparam("next_seq"),
-    step_index=bindparam("next_step_index"),
-    kind=bindparam("next_kind"),
-    due_at=bindparam("next_due_at"),
-    state=AgendaState.PENDING,
-    attempts=0,
-    created_at=bindparam("now"),
-    updated_at=bindparam("now"),
+NEXT = (
+    insert(AgendaItem)
+    .inline()
+    .values(
+        enrollment_id=bindparam("of_enrollment"),
+        seq=bindparam("next_seq"),
+        step_index=bindparam("next_step_index"),
+        kind=bindparam("next_kind"),
+        due_at=bindparam("next_due_at"),
+        state=AgendaState.PENDING,
+        attempts=0,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
 )
-_END = (
+END = (
     update(Enrollment)
     .where(Enrollment.id == bindparam("of_enrollment"))
     .where(Enrollment.state == EnrollmentState.ACTIVE)
@@ -122,7 +128,7 @@ _END = (
         updated_at=bindparam("now"),
     )
 )
-_CANCEL_ALL = (
+CANCEL_ALL = (
     update(AgendaItem)
     .where(AgendaItem.enrollment_id == bindparam("of_enrollment"))
     .where(AgendaItem.state == AgendaState.PENDING)
@@ -159,21 +165,20 @@ def scheduled_params(enrollment: TakenEnrollment) -> dict[str, Any]:
     }
 
 
-async def end_taken(
-    connection: AsyncConnection,
+def end_taken(
+    writes: TransactionWrites,
     enrollment: TakenEnrollment,
     *,
     state: EnrollmentState,
     reason: str,
     now: datetime,
 ) -> None:
-    """:func:`end` for an enrollment the executor took back (a row it had scheduled in
-    this step is dropped: an ended enrollment has nothing on the agenda)."""
+    """:func:`end` for an enrollment the executor took back, written with the step (a row
+    it had scheduled in this step is dropped: an ended enrollment has nothing on the
+    agenda)."""
     if enrollment.state != EnrollmentState.ACTIVE:
         return
     enrollment.state = state
     enrollment.waiting = Waiting.NONE
     enrollment.scheduled = None
-    params = {"of_enrollment": enrollment.id, "end_state": state, "reason": reason, "now": now}
-    await connection.execute(_END, params)
-    await connection.execute(_CANCEL_ALL, params)
+    writes.end(enrollment.id, state, reason=reason, now=now)

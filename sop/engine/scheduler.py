@@ -8,6 +8,12 @@ minute, or the ``date_field`` day's ``at``), so every process names the same fir
 ``cron`` playbooks fire on their five-field crontab in the playbook's zone; ``date_field``
 playbooks fire daily at ``at`` local time and enroll customers whose date is today. Cron
 campaigns get one job each too; both sets are re-synced when their files are reloaded.
+
+A fire is named by the time it was scheduled for, not the time it ran: a worker whose loop
+ran the job late (up to the misfire grace) takes the same fire as one that ran it on time.
+Fan-outs a stopped or crashed worker left half done are taken up by any worker within
+:data:`RESUME_EVERY`. On a graceful stop, :meth:`EngineScheduler.drain` starts no new job
+and lets the running ones finish.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import (  # type: ignore[import-untyped]
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    JobExecutionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
@@ -35,26 +46,47 @@ from sop.engine.fanout import (
     resume_unfinished,
     take_fire,
 )
+from sop.loop_status import LoopStatus
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import local_instant
 from store.models import CronFire
+from store.transient import describe
 
 log = logging.getLogger(__name__)
 
 #: Scheduler job ids (and ``CronFire.job``) of cron campaigns start with this.
 CAMPAIGN_JOB_PREFIX = "campaign:"
+#: How late APScheduler may still run a missed fire (its ``misfire_grace_time``), in seconds.
+MISFIRE_GRACE = 300
+#: How often every worker looks for fan-outs left unfinished by a stopped or crashed one.
+RESUME_EVERY = timedelta(minutes=5)
+
+
+def scheduled_fire(trigger: CronTrigger, now: datetime) -> datetime:
+    """The fire a job running at ``now`` stands for: ``trigger``'s latest fire time within the
+    misfire grace before ``now`` (a worker that ran it late names the same fire as one that
+    ran it on time), else the minute of ``now`` (a fire run by hand)."""
+    found = None
+    at = trigger.get_next_fire_time(None, now - timedelta(seconds=MISFIRE_GRACE))
+    while at is not None and at <= now:
+        found = at
+        at = trigger.get_next_fire_time(at, at + timedelta(microseconds=1))
+    if found is None:
+        return now.astimezone(UTC).replace(second=0, microsecond=0)
+    return cast(datetime, found).astimezone(UTC)
 
 
 def fire_time_of(playbook: Playbook, now: datetime, zone_default: str) -> datetime:
-    """The fire a job running at ``now`` stands for: the minute for cron, today's ``at``
-    (local) for a date field; the same in every process."""
+    """The fire a job running at ``now`` stands for: the scheduled minute for cron
+    (:func:`scheduled_fire`), today's ``at`` (local) for a date field; the same in every
+    process."""
     schedule = playbook.trigger.schedule
     assert schedule is not None
     if schedule.date_field is not None:
         zone = playbook.zone(zone_default)
         day = now.astimezone(zone).date()
         return local_instant(datetime.combine(day, schedule.at), zone)
-    return now.astimezone(UTC).replace(second=0, microsecond=0)
+    return scheduled_fire(trigger_of(playbook, zone_default), now)
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -122,6 +154,7 @@ class EngineScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._extra: list[tuple[str, Callable[[], Awaitable[object]], object]] = []
         self._campaigns: dict[str, CampaignJob] = {}
+        self._running: set[asyncio.Task[object]] = set()
 
     def every(self, job_id: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         """Run ``job`` every ``seconds`` once started (the task follow-ups tick)."""
@@ -162,12 +195,12 @@ class EngineScheduler:
         for campaign in self._campaigns.values():
             if scheduler.get_job(campaign.job_id) is None:
                 scheduler.add_job(
-                    functools.partial(self.fire_current, campaign.name),
+                    self._tracked(functools.partial(self.fire_current, campaign.name)),
                     cron_trigger(campaign.cron, campaign.zone),
                     id=campaign.job_id,
                     coalesce=True,
                     max_instances=1,
-                    misfire_grace_time=300,
+                    misfire_grace_time=MISFIRE_GRACE,
                 )
 
     async def fire_current(self, name: str) -> object | None:
@@ -175,15 +208,24 @@ class EngineScheduler:
         campaign = self._campaigns.get(name)
         if campaign is None:
             return None
-        return await self.fire_campaign(campaign.job_id, campaign.start)
+        trigger = cron_trigger(campaign.cron, campaign.zone)
+        return await self.fire_campaign(campaign.job_id, campaign.start, trigger=trigger)
 
     async def fire_campaign(
-        self, job_id: str, start: Callable[[datetime], Awaitable[object]]
+        self,
+        job_id: str,
+        start: Callable[[datetime], Awaitable[object]],
+        *,
+        trigger: CronTrigger | None = None,
     ) -> object | None:
-        """Take this minute's fire of ``job_id`` (one process wins) and run ``start`` with
-        its fire time; what ``start`` returned, or None when another process took it."""
+        """Take this fire of ``job_id`` (one process wins: the fire ``trigger`` scheduled,
+        else this minute) and run ``start`` with its fire time; what ``start`` returned, or
+        None when another process took it."""
         now = self._clock.now()
-        fire_time = now.astimezone(UTC).replace(second=0, microsecond=0)
+        if trigger is None:
+            fire_time = now.astimezone(UTC).replace(second=0, microsecond=0)
+        else:
+            fire_time = scheduled_fire(trigger, now)
         async with self._fanout.sessions.begin() as session:
             fire_id = await take_fire(session, job_id, fire_time, now=now)
         if fire_id is None:
@@ -199,13 +241,23 @@ class EngineScheduler:
         self._wake.set()
         return result
 
-    def start(self, tick_seconds: float) -> None:
+    def start(self, tick_seconds: float, *, status: LoopStatus | None = None) -> None:
+        """Start the jobs; ``status`` (the health endpoint's) hears of each job run."""
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(self._wake.set, IntervalTrigger(seconds=tick_seconds), id="engine:tick")
-        for job_id, job, trigger in self._extra:
+        resume = IntervalTrigger(seconds=RESUME_EVERY.total_seconds())
+        extra = [*self._extra, ("engine:resume", self.resume, resume)]
+        for job_id, job, trigger in extra:
             scheduler.add_job(
-                job, trigger, id=job_id, coalesce=True, max_instances=1, misfire_grace_time=300
+                self._tracked(job),
+                trigger,
+                id=job_id,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=MISFIRE_GRACE,
             )
+        if status is not None:
+            scheduler.add_listener(_reporter(status), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.start()
         self._scheduler = scheduler
         self.sync_playbook_jobs()
@@ -223,12 +275,11 @@ class EngineScheduler:
         for entry in self._fanout.catalog_provider().active():
             if entry.playbook.trigger.schedule is not None:
                 scheduler.add_job(
-                    self.fire,
+                    self._tracked(functools.partial(self.fire, entry.name)),
                     trigger_of(entry.playbook, self._zone_default),
-                    args=[entry.name],
                     id=job_name(entry.playbook),
                     coalesce=True,
-                    misfire_grace_time=300,
+                    misfire_grace_time=MISFIRE_GRACE,
                 )
 
     def job_ids(self) -> list[str]:
@@ -239,7 +290,31 @@ class EngineScheduler:
         job = self._scheduler.get_job(job_id) if self._scheduler else None
         return None if job is None else cast(datetime | None, job.next_run_time)
 
+    def _tracked(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+        """``job`` as a coroutine function whose runs :meth:`drain` can wait for."""
+
+        async def run() -> object:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                return await job()
+            finally:
+                self._running.discard(task)
+
+        return run
+
+    async def drain(self) -> None:
+        """Start no new job; return when the jobs running now (a fan-out, a digest) have
+        finished. Cancelling this cancels them (:meth:`shutdown` does too)."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.pause()
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
     def shutdown(self) -> None:
+        """Stop at once; jobs still running are cancelled (a fan-out resumes from its
+        cursor, a digest or reminder keeps its idempotency key)."""
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
@@ -271,11 +346,22 @@ class EngineScheduler:
         return enrolled
 
 
+def _reporter(status: LoopStatus) -> Callable[[JobExecutionEvent], None]:
+    def report(event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            status.failed(f"job {event.job_id}: {describe(event.exception)}")
+        else:
+            status.passed()
+
+    return report
+
+
 __all__ = [
     "CAMPAIGN_JOB_PREFIX",
     "CampaignJob",
     "EngineScheduler",
     "cron_trigger",
     "fire_time_of",
+    "scheduled_fire",
     "trigger_of",
 ]

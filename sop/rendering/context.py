@@ -8,12 +8,14 @@ context can be logged or stored with the trace of a step run as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, case, select
+from sqlalchemy import BigInteger, Select, any_, bindparam, case, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store.models import Customer, CustomerGroup, CustomerStaff, CustomerTag, Staff, Tag
@@ -62,7 +64,8 @@ class ContextError(LookupError):
     """The customer a step runs for does not exist (any more)."""
 
 
-_RelationRow = tuple[str, str | None, datetime | None, str | None, str | None]
+#: A relationship as a context shows it: staff userid, remark, added at, channel, staff name.
+RelationRow = tuple[str, str | None, datetime | None, str | None, str | None]
 
 
 def _relation_query(
@@ -124,12 +127,42 @@ async def build_context(
         await session.flush()  # what the session's own queries would see (autoflush)
     connection = await session.connection()
     relation = await _relation(connection, customer_id, staff_userid)
+    tags = (await connection.execute(_TAGS, {"customer_id": customer_id})).scalars().all()
+    group = await session.get(CustomerGroup, group_id) if group_id is not None else None
+    return await assemble_context(
+        connection,
+        customer,
+        relation,
+        list(tags),
+        staff_userid=staff_userid,
+        playbook_name=playbook_name,
+        now=now,
+        zone=zone,
+        group=group,
+        event=event,
+    )
+
+
+async def assemble_context(
+    connection: AsyncConnection,
+    customer: CustomerFields,
+    relation: RelationRow | None,
+    tags: list[str],
+    *,
+    staff_userid: str | None,
+    playbook_name: str,
+    now: datetime,
+    zone: ZoneInfo,
+    group: CustomerGroup | None,
+    event: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The context from what was read about the customer (``relation``: the one described,
+    see :func:`pick_relation`); reads the staff member's name only when ``staff_userid``
+    has no relationship with the customer."""
     staff_name = relation[4] if relation is not None else None
     userid = staff_userid or (relation[0] if relation is not None else None)
     if relation is None and userid is not None:
         staff_name = (await connection.execute(_STAFF_NAME, {"userid": userid})).scalar()
-    tags = (await connection.execute(_TAGS, {"customer_id": customer_id})).scalars().all()
-    group = await session.get(CustomerGroup, group_id) if group_id is not None else None
     remark, added_at, channel = relation[1:4] if relation is not None else (None, None, None)
     return {
         "customer": {
@@ -138,7 +171,7 @@ async def build_context(
             "external_userid": customer.external_userid or "",
             "corp_name": customer.corp_name or "",
             "remark": remark or "",
-            "tags": list(tags),
+            "tags": tags,
             "fields": dict(customer.custom_fields or {}),
             "added_at": added_at.astimezone(zone) if added_at is not None else None,
             "channel": channel or "",
@@ -153,7 +186,7 @@ async def build_context(
 
 async def _relation(
     connection: AsyncConnection, customer_id: int, staff_userid: str | None
-) -> _RelationRow | None:
+) -> RelationRow | None:
     """The relationship ``build_context`` describes: staff userid, remark, added at,
     channel and the staff member's name."""
     if staff_userid is None:
@@ -166,6 +199,89 @@ async def _relation(
         return None
     userid, remark, added_at, channel, name = row
     return userid, remark, added_at, channel, name
+
+
+@dataclass(frozen=True)
+class CustomerReads:
+    """What a context shows of one customer besides its own fields, read for many
+    customers at once (:func:`read_customers`): its relationships, active first, and its
+    tags."""
+
+    relations: tuple[RelationRow, ...]
+    tags: list[str]
+
+    def relation(self, staff_userid: str | None) -> RelationRow | None:
+        """The relationship :func:`build_context` would describe for ``staff_userid``."""
+        for relation in self.relations:
+            if staff_userid is None or relation[0] == staff_userid:
+                return relation
+        return None
+
+
+def _among(column: Any, *, postgres: bool) -> Any:
+    """``column`` among the bound ``customer_ids``: ``= ANY(array)`` on PostgreSQL (one
+    statement text, prepared once, for any number of ids), else an expanding ``IN``."""
+    if postgres:
+        return column == any_(bindparam("customer_ids", type_=ARRAY(BigInteger)))
+    return column.in_(bindparam("customer_ids", expanding=True))
+
+
+def _relations_of_many(postgres: bool) -> Any:
+    return (
+        select(
+            CustomerStaff.customer_id,
+            CustomerStaff.staff_userid,
+            CustomerStaff.remark,
+            CustomerStaff.added_at,
+            CustomerStaff.channel_state,
+            Staff.name,
+        )
+        .outerjoin(Staff, Staff.userid == CustomerStaff.staff_userid)
+        .where(_among(CustomerStaff.customer_id, postgres=postgres))
+        .order_by(
+            CustomerStaff.customer_id,
+            case((CustomerStaff.state == FollowState.ACTIVE, 0), else_=1),
+            CustomerStaff.id,
+        )
+    )
+
+
+def _tags_of_many(postgres: bool) -> Any:
+    return (
+        select(CustomerTag.customer_id, Tag.name)
+        .join(Tag, CustomerTag.tag_id == Tag.id)
+        .where(_among(CustomerTag.customer_id, postgres=postgres), Tag.deleted_at.is_(None))
+        .distinct()
+        .order_by(CustomerTag.customer_id, Tag.name)
+    )
+
+
+_RELATIONS_OF_MANY = {postgres: _relations_of_many(postgres) for postgres in (False, True)}
+_TAGS_OF_MANY = {postgres: _tags_of_many(postgres) for postgres in (False, True)}
+
+
+async def read_customers(
+    connection: AsyncConnection, customer_ids: Collection[int]
+) -> dict[int, CustomerReads]:
+    """:class:`CustomerReads` of each of ``customer_ids`` in two statements, for callers
+    that render for many customers in one transaction (the engine)."""
+    if not customer_ids:
+        return {}
+    params = {"customer_ids": sorted(customer_ids)}
+    postgres = connection.dialect.name == "postgresql"
+    relations: dict[int, list[RelationRow]] = {}
+    rows = await connection.execute(_RELATIONS_OF_MANY[postgres], params)
+    for customer_id, userid, remark, added_at, channel, name in rows:
+        relations.setdefault(customer_id, []).append((userid, remark, added_at, channel, name))
+    tags: dict[int, list[str]] = {}
+    for customer_id, name in await connection.execute(_TAGS_OF_MANY[postgres], params):
+        tags.setdefault(customer_id, []).append(name)
+    return {
+        customer_id: CustomerReads(
+            tuple(relations.get(customer_id, ())), tags.get(customer_id, [])
+        )
+        for customer_id in customer_ids
+    }
 
 
 def _event(event: Mapping[str, Any] | None) -> dict[str, str] | None:

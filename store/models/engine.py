@@ -3,7 +3,7 @@ trace of every step run, cron fires taken once, and the marketing-touch ledger.
 
 The engine's own tables are the truth; APScheduler only decides when to look at them. Each
 agenda row is one step execution for one enrollment (``seq`` counts executions, so a ``goto``
-loop revisiting a step gets a new row), claimed with a lease and completed in the same
+loop revisiting a step gets a new row), claimed and completed in the same
 transaction as the outbox rows and tasks the step creates: a step runs once.
 """
 
@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId, Json, UTCDateTime, str_enum
@@ -94,7 +94,7 @@ class Enrollment(Base):
 
 class AgendaState(enum.StrEnum):
     PENDING = "pending"
-    RUNNING = "running"  # claimed until lease_until
+    RUNNING = "running"  # claimed until lease_until (by earlier releases; now released)
     DONE = "done"
     SKIPPED = "skipped"  # late beyond the catch-up policy, or the enrollment ended
     CANCELLED = "cancelled"  # superseded (a reply came before the timeout, ...)
@@ -106,6 +106,11 @@ class AgendaKind(enum.StrEnum):
     TASK_TIMEOUT = "task_timeout"  # the nudge task at ``step_index`` was not finished in time
 
 
+#: The condition of ``ix_agenda_first_steps``; a query that spells it out literally (not
+#: with bound parameters) may use the index on both backends.
+FIRST_STEP_PENDING = "state = 'pending' AND seq = 1 AND kind = 'step'"
+
+
 class AgendaItem(Base):
     """A due step execution."""
 
@@ -113,6 +118,13 @@ class AgendaItem(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "seq"),
         Index("ix_agenda_state_due_at", "state", "due_at"),
+        #: Pending first steps only: the engine claims those that just fell due first.
+        Index(
+            "ix_agenda_first_steps",
+            "due_at",
+            sqlite_where=text(FIRST_STEP_PENDING),
+            postgresql_where=text(FIRST_STEP_PENDING),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -28,7 +28,7 @@ class InboxRow(Base):
     ``source`` names where it came from (``wecom:<app>``, ``aibot:<bot>``, ``mp:<account>``,
     later ``archive:<corp>``) so the processor can pick the parser; ``payload`` is the
     decrypted body exactly as received. ``lane`` (0 to ``LANES - 1``) is derived from the
-    payload's subject when the row is written.
+    payload's subject when the row is written, ``priority`` from its kind.
     """
 
     __tablename__ = "inbox"
@@ -43,5 +43,8 @@ class InboxRow(Base):
     state: Mapped[InboxState] = mapped_column(str_enum(InboxState), default=InboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    #: Taken first (higher first): a customer's contact events, on which a welcome message
+    #: with a 20-second code waits, go ahead of a backlog of other rows.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -204,18 +204,6 @@ async def test_unprocessable_row_is_kept_failed_then_retried(
     assert attempts == 2
 
 
-async def test_health_reports_inbox_counts(
-    server: tuple[Client, list[DomainEvent]], clock: ManualClock
-) -> None:
-    client, _ = server
-    await send(client, added(clock))
-    response = await client.get("/healthz")
-    assert response.status == 200
-    body = await response.json()
-    assert body["status"] == "ok"
-    assert sum(body["inbox"].values()) == 1
-
-
 async def test_postgres_behind_head_refuses_to_start(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     set_version = text("UPDATE alembic_version SET version_num = :v")

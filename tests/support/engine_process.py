@@ -1,10 +1,10 @@
 """An engine in a process of its own, for crash tests: ``python -m tests.support.engine_process``.
 
-Arguments: database URL, lease in seconds, batch size. It registers :func:`crash_playbook`
+Arguments: database URL, batch size. It registers :func:`crash_playbook`
 (the test registered the same definition, so both find the same stored version), prints
 ``ready`` and runs :meth:`sop.engine.runner.Engine.run_forever` on the real clock until
-SIGTERM (or until it is killed, which is the point). A large batch makes each claim hold many
-rows for a long time, so a kill lands between a batch's claim and its last row.
+SIGTERM (or until it is killed, which is the point). Each claim of ``batch size`` rows runs
+in one transaction, so a kill lands inside one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import timedelta
 
 from sop.clock import SystemClock
 from sop.engine.catalog import register
@@ -49,7 +48,7 @@ def settings(batch_size: int) -> SopSettings:
     return SopSettings(tick_seconds=0.05, batch_size=batch_size)
 
 
-async def main(db_url: str, lease: float, batch_size: int) -> None:
+async def main(db_url: str, batch_size: int) -> None:
     clock = SystemClock()
     engine = create_engine(db_url)
     stopping, wake = asyncio.Event(), asyncio.Event()
@@ -66,7 +65,6 @@ async def main(db_url: str, lease: float, batch_size: int) -> None:
             clock,
             settings(batch_size),
             ZONE,
-            lease=timedelta(seconds=lease),
         )
         print("ready", flush=True)
         await runner.run_forever(wake, stopping)
@@ -75,5 +73,5 @@ async def main(db_url: str, lease: float, batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    db_url, lease, batch_size = sys.argv[1:4]
-    asyncio.run(main(db_url, float(lease), int(batch_size)))
+    db_url, batch_size = sys.argv[1:3]
+    asyncio.run(main(db_url, int(batch_size)))

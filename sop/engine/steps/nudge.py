@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sop.delivery.messages import STAFF_APP, task_card
-from sop.delivery.outbox import enqueue
 from sop.engine import lifecycle
 from sop.engine.steps.base import StepContext, StepResult
 from store.models import (
@@ -63,15 +62,12 @@ async def nudge(run: StepContext) -> StepResult:
     await run.session.flush()
     card_key = f"task:{task.id}:card"
     card = task_card(task.id, action.title, f"{who}: {script}" if who else script)
-    await enqueue(
-        run.session,
+    run.enqueue(
         key=card_key,
         channel=STAFF_APP,
         recipient=staff,
         payload=card,
-        due_at=run.now,
         customer_id=run.enrollment.customer_id,
-        now=run.now,
     )
     detail = {
         "task_id": task.id,

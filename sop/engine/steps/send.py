@@ -29,12 +29,15 @@ from sop.delivery.messages import (
     welcome,
     welcome_expires_at,
 )
-from sop.delivery.outbox import enqueue
-from sop.engine.agenda import TakenCustomer
-from sop.engine.frequency import check_cap, record_touch
 from sop.engine.steps.base import StepContext, StepResult
-from sop.playbooks.model import SendAction
+from sop.engine.taken import TakenCustomer
+from sop.playbooks.model import Playbook, SendAction, Step
 from store.models import MpFollower
+
+
+def counts_against_cap(playbook: Playbook, step: Step) -> bool:
+    """A marketing send (a welcome answers the customer's own add and is never capped)."""
+    return step.send is not None and playbook.marketing and step.send.channel != "welcome"
 
 
 async def send(run: StepContext) -> StepResult:
@@ -43,15 +46,16 @@ async def send(run: StepContext) -> StepResult:
     customer = await run.customer()
     if customer is None:
         return StepResult("no_customer", {"reason": "the enrollment has no customer to send to"})
-    marketing = run.playbook.marketing and action.channel != "welcome"
+    marketing = counts_against_cap(run.playbook, run.step)
     if marketing:
         if customer.opted_out_at is not None:
             reason = f"the customer opted out at {customer.opted_out_at.isoformat()}"
             return StepResult("opted_out", {"reason": reason})
-        cap = run.services.settings.frequency_cap
-        check = await check_cap(run.connection, customer.id, cap=cap, now=run.now)
+        check = await run.cap_check(customer.id)
         if not check.allowed:
-            return StepResult("capped", {"reason": check.reason(cap)})
+            return StepResult(
+                "capped", {"reason": check.reason(run.services.settings.frequency_cap)}
+            )
     if action.channel == "welcome":
         result = await _welcome(run, action, customer)
     elif action.channel == "mass":
@@ -59,7 +63,7 @@ async def send(run: StepContext) -> StepResult:
     else:
         result = await _mp(run, action, customer)
     if marketing and result.outcome == "done":
-        await record_touch(run.connection, customer.id, source=run.origin, now=run.now)
+        run.touch(customer.id)
     return result
 
 
@@ -134,19 +138,16 @@ async def _enqueue(
     *,
     expires_at: datetime | None,
 ) -> StepResult:
-    created = await enqueue(
-        run.session,
+    run.enqueue(
         key=run.key,
         channel=channel,
         recipient=recipient,
         payload=payload,
-        due_at=run.now,
         customer_id=run.enrollment.customer_id,
         expires_at=expires_at,
-        now=run.now,
     )
     detail = {"text": content, "outbox_key": run.key, "channel": channel, "recipient": recipient}
-    return StepResult("done", detail | ({} if created else {"duplicate": True}))
+    return StepResult("done", detail)
 
 
 def _added_at(run: StepContext) -> datetime:

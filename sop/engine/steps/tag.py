@@ -1,6 +1,6 @@
 """``tag`` / ``untag``: corp tags on the customer, mirrored to WeCom through the outbox.
 
-The step enqueues one ``TAG`` row (``mark_tag`` with tag names; the channel adapter resolves
+The step queues one ``TAG`` row (``mark_tag`` with tag names; the channel adapter resolves
 them in the corp tag library and creates missing ones), as the owning staff member sees the
 customer. The row commits with the step, and the platform's answer is in the outbox; the
 local tag rows follow from WeCom's own change callback, like any other tag change.
@@ -9,7 +9,6 @@ local tag rows follow from WeCom's own change callback, like any other tag chang
 from __future__ import annotations
 
 from sop.delivery.messages import TAG, mark_tag
-from sop.delivery.outbox import enqueue
 from sop.engine.steps.base import StepContext, StepResult
 
 
@@ -37,14 +36,11 @@ async def _mirror(run: StepContext, *, add: list[str], remove: list[str]) -> Ste
     payload = mark_tag(
         userid=staff, external_userid=customer.external_userid, add=add, remove=remove
     )
-    await enqueue(
-        run.session,
+    run.enqueue(
         key=run.key,
         channel=TAG,
         recipient=customer.external_userid,
         payload=payload,
-        due_at=run.now,
         customer_id=customer.id,
-        now=run.now,
     )
     return StepResult("done", {"add": add, "remove": remove, "outbox_key": run.key})

@@ -1,11 +1,12 @@
-"""inbox lanes: rows about one subject are processed in order, lanes in parallel
+"""inbox lanes and priority: rows about one subject in order, lanes in parallel, urgent first
 
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-04 23:30:00
 
 ``inbox.lane`` is derived from the callback's subject (customer, group or member) when the row
-is written; rows already there are in lane 0, which keeps their order.
+is written; rows already there are in lane 0, which keeps their order. ``inbox.priority``
+puts contact events (a welcome code lives 20 seconds) ahead of a backlog.
 """
 
 from collections.abc import Sequence
@@ -23,8 +24,12 @@ def upgrade() -> None:
     op.add_column(
         "inbox", sa.Column("lane", sa.SmallInteger(), nullable=False, server_default="0")
     )
+    op.add_column(
+        "inbox", sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="0")
+    )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("inbox") as batch:
+        batch.drop_column("priority")
         batch.drop_column("lane")

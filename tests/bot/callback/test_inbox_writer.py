@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.callback.inbox_insert import CoreInsert, SqliteInlineInsert, batch_insert_for
 from bot.callback.inbox_writer import InboxWriteError, InboxWriter, WriterClosed
+from store.db import create_engine, session_factory
 from store.models import InboxRow, InboxState
 from tests.support.clock import ManualClock
 from tests.support.database import Database
@@ -170,3 +171,46 @@ async def test_waits_for_a_transaction_of_the_engine_then_stores(
                 assert not accepted.done()  # the engine holds the write lock
         assert await accepted is True
     assert [row.dedupe_key for row in await rows(db)] == ["held", "k1"]
+
+
+async def test_processes_writing_the_same_callbacks_never_deadlock(
+    postgres_db: Database, clock: ManualClock
+) -> None:
+    """Two web processes get the same callbacks (retries, a load balancer) in opposite orders:
+    their batches insert keys in one order, so they wait for each other at most a statement."""
+    second_engine = create_engine(postgres_db.url)
+    writers = [
+        InboxWriter(postgres_db.sessions, clock),
+        InboxWriter(session_factory(second_engine), clock),
+    ]
+    keys = [f"k{i:04d}" for i in range(400)]
+    deadlocks_before = await _deadlocks(postgres_db)
+    try:
+        async with running(writers[0]) as first, running(writers[1]) as second:
+            for _ in range(5):
+                answers = await asyncio.gather(
+                    *(first.accept("wecom:a", k, "xml", f"<xml>{k}</xml>") for k in keys),
+                    *(
+                        second.accept("wecom:a", k, "xml", f"<xml>{k}</xml>")
+                        for k in reversed(keys)
+                    ),
+                )
+                assert answers.count(True) <= len(keys)
+                keys = [f"{k}x" for k in keys]
+    finally:
+        await second_engine.dispose()
+    stored = await rows(postgres_db)
+    assert len(stored) == 5 * 400
+    assert all(w.stats.failed_batches == 0 for w in writers)
+    assert await _deadlocks(postgres_db) == deadlocks_before
+
+
+async def _deadlocks(db: Database) -> int:
+    """Deadlocks PostgreSQL has detected in this database (its statistics, after a flush)."""
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        count = await conn.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+        return int(count.scalar_one())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bot.callback.lanes import lane_of
 from bot.callback.samples import (
     SignedRequest,
     customer_added_xml,
@@ -80,6 +81,7 @@ async def test_signed_callback_is_stored_once(ingest: Ingest, config: Config) ->
     assert row.payload == added()
     assert row.source == "wecom:sales"
     assert row.state.value == "pending"
+    assert row.lane == lane_of("xml", added())
 
 
 async def test_distinct_events_of_the_same_second_are_both_kept(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.callback.lanes import lane_of, priority_of
 from bot.processing.handlers.registry import build_router
 from bot.processing.processor import InboxProcessor
 from sop.events import DomainEvent, EventBus
@@ -46,6 +47,8 @@ class Harness:
                 content_type=kind,
                 payload=payload,
                 received_at=self.clock.now(),
+                lane=lane_of(kind, payload),
+                priority=priority_of(kind, payload),
             )
             session.add(row)
             await session.flush()

@@ -90,16 +90,15 @@ async def test_a_relationship_made_by_a_later_row_is_not_there_for_an_earlier_on
     """Arrival order: what a row makes exists from that row on, not from the batch's start."""
     seen: list[int] = []
 
-    async def count_follows(session: AsyncSession, event: MessageReceived) -> None:
+    async def count_follows(session: AsyncSession, _event: CustomerAdded) -> None:
         seen.append(await session.scalar(select(func.count()).select_from(CustomerStaff)) or 0)
 
-    harness.bus.subscribe(MessageReceived, count_follows)
+    harness.bus.subscribe(CustomerAdded, count_follows)
     await harness.feed(
-        samples.app_message("text", sender="wmA", Content="hi", msg_id=1),
         samples.external_contact("add_external_contact", external_userid="wmA"),
-        samples.app_message("text", sender="wmA", Content="again", msg_id=2),
+        samples.external_contact("add_external_contact", external_userid="wmA", userid="lisi"),
     )
-    assert seen == [0, 1]
+    assert seen == [1, 2]
 
 
 class DuplicateStaff:

@@ -141,3 +141,16 @@ async def test_run_forever_wakes_survives_failures_and_stops(harness: Harness) -
         stop.set()
         await asyncio.wait_for(task, 5)
     assert task.done() and task.exception() is None
+
+
+async def test_contact_events_are_taken_before_a_backlog(harness: Harness) -> None:
+    """A welcome waits on its add event: it does not queue behind routine rows."""
+    processor = InboxProcessor(
+        harness.db.sessions, build_router(), harness.bus, harness.clock, batch_size=5
+    )
+    for n in range(10):
+        await harness.add(text(f"m{n}", n))
+    added = await harness.add(samples.external_contact("add_external_contact"))
+    assert await processor.run_once() == 5
+    assert (await harness.one(InboxRow, id=added)).state is InboxState.DONE
+    assert [e.text for e in harness.published(MessageReceived)] == [f"m{n}" for n in range(4)]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.processing.refresh_queue import ALL_TAGS, request_refresh
+from bot.processing.refresh_queue import ALL_TAGS, STAFF, request_refresh
 from bot.processing.refresher import Refresher
 from bot.wecom import WecomClient
 from sop.events import CustomerUpdated, JoinedGroup, LeftGroup, TagAdded, TagRemoved
@@ -278,3 +278,26 @@ async def test_a_request_made_during_the_fetch_survives_it(
     fake_wecom.delay("user/get", 0)
     assert await refresher.run_once() == 1
     assert await harness.all(RefreshRequest) == []
+
+
+async def test_a_stopping_refresher_gives_back_what_it_has_not_fetched(
+    harness: Harness, refresher: Refresher, fake_wecom: FakeWecom
+) -> None:
+    for n in range(3):
+        fake_wecom.add_staff(f"staff{n}", f"员工{n}")
+    async with harness.db.sessions.begin() as session:
+        for n in range(3):
+            await request_refresh(session, STAFF, f"staff{n}", harness.clock)
+    fake_wecom.delay("user/get", 0.2)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(refresher.run_forever(asyncio.Event(), stop))
+    for _ in range(500):
+        if fake_wecom.calls_to("user/get"):
+            break
+        await asyncio.sleep(0.01)
+    stop.set()  # SIGTERM while the first of three claimed requests is fetched
+    await running
+
+    left = await harness.all(RefreshRequest)
+    assert [(r.key, r.claimed_until) for r in left] == [("staff1", None), ("staff2", None)]
+    assert [s.userid for s in await harness.all(Staff)] == ["staff0"]

@@ -1,5 +1,5 @@
-"""Claims with leases: each row executed once by engines side by side, and a crashed
-engine's rows recovered after their lease."""
+"""Claims: each row executed once by engines side by side; a claim that never commits
+leaves its rows due; rows an earlier release left running are recovered after their lease."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from sop.engine.agenda import claim_due, reacquire
-from store.models import AgendaState, OutboxRow, StepRun
+from sop.engine.agenda import claim
+from store.models import AgendaItem, AgendaState, OutboxRow, StepRun
 from tests.sop.engine.harness import Harness
 from tests.support.clock import ManualClock
 from tests.support.database import Database
 
 
-async def _enroll_many(h: Harness, count: int) -> None:
+async def _enroll_many(h: Harness, count: int) -> list[int]:
     await h.playbook("many", steps=[{"tag": "a"}, {"tag": "b"}])
-    for n in range(count):
-        await h.enroll("many", await h.customer(f"wm{n}"))
+    return [await h.enroll("many", await h.customer(f"wm{n}")) for n in range(count)]
 
 
 async def test_two_engines_execute_each_row_exactly_once(db: Database, clock: ManualClock) -> None:
@@ -38,24 +37,43 @@ async def test_two_engines_execute_each_row_exactly_once(db: Database, clock: Ma
     assert outbox == 80
 
 
-async def test_a_crashed_engines_rows_run_again_after_the_lease(
+async def test_a_claim_that_never_commits_leaves_its_rows_due_at_once(
     db: Database, clock: ManualClock
 ) -> None:
     h = Harness(db, clock)
-    await _enroll_many(h, 2)
-    async with db.sessions.begin() as session:  # an engine claims, then dies
-        claims = await claim_due(session, now=clock.now(), limit=10, lease=timedelta(minutes=5))
-    assert len(claims) == 2
+    first, _ = await _enroll_many(h, 2)
+    async with db.sessions() as session:  # an engine claims, then dies before committing
+        connection = await session.connection()
+        claimed = await claim(connection, now=clock.now(), limit=10)
+        assert len(claimed) == 2
+        if db.backend == "postgres":  # meanwhile another engine skips the locked rows
+            assert await h.engine().run_once() == 0
+        await session.rollback()
 
-    assert await h.run() == 0  # still leased: nobody else touches them
-    clock.advance(timedelta(minutes=5, seconds=1))
-    assert await h.run() == 4  # recovered, then the second steps
-
-    async with db.sessions.begin() as session:  # the dead engine's token is no longer valid
-        assert await reacquire(session, claims[0]) is None
-    agenda = await h.agenda(claims[0].enrollment_id)
+    assert await h.run() == 4  # at once, then the second steps
+    agenda = await h.agenda(first)
     assert [(a.state, a.attempts) for a in agenda] == [
-        (AgendaState.DONE, 2),
-        (AgendaState.DONE, 1),
+        (AgendaState.DONE, 0),
+        (AgendaState.DONE, 0),
     ]
     assert len(await h.outbox()) == 4
+
+
+async def test_a_row_left_running_by_an_earlier_release_runs_after_its_lease(
+    db: Database, clock: ManualClock
+) -> None:
+    h = Harness(db, clock)
+    (enrollment,) = await _enroll_many(h, 1)
+    async with db.sessions.begin() as session:  # claimed the old way, then the engine died
+        await session.execute(
+            update(AgendaItem).values(
+                state=AgendaState.RUNNING, lease_until=clock.now() + timedelta(minutes=5)
+            )
+        )
+    assert await h.run() == 0
+    clock.advance(timedelta(minutes=5, seconds=1))
+    assert await h.run() == 2
+    assert [a.state for a in await h.agenda(enrollment)] == [
+        AgendaState.DONE,
+        AgendaState.DONE,
+    ]

@@ -210,7 +210,7 @@ async def test_a_step_that_raises_is_retried_then_fails_the_enrollment(h: Harnes
     assert await h.outbox() == []
 
 
-async def test_a_transient_error_is_retried_with_backoff(
+async def test_a_step_error_is_retried_with_backoff(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sop.engine import executor
@@ -224,7 +224,7 @@ async def test_a_transient_error_is_retried_with_backoff(
         nonlocal calls
         calls += 1
         if calls < 3:
-            raise ConnectionError("database hiccup")
+            raise RuntimeError("upstream hiccup")
         return await original(run)
 
     monkeypatch.setattr(executor, "STEPS", {**STEPS, "tag": flaky})
@@ -233,7 +233,7 @@ async def test_a_transient_error_is_retried_with_backoff(
     assert (row.state, row.attempts, row.last_error) == (
         AgendaState.PENDING,
         1,
-        "ConnectionError: database hiccup",
+        "RuntimeError: upstream hiccup",
     )
     assert row.due_at == h.clock.now() + timedelta(seconds=30)
     h.clock.advance(timedelta(seconds=30))
@@ -243,3 +243,28 @@ async def test_a_transient_error_is_retried_with_backoff(
     await h.run()
     assert await h.outcomes(enrollment) == [("1", "error"), ("1", "error"), ("1", "done")]
     assert (await h.enrollment(enrollment)).state == EnrollmentState.COMPLETED
+
+
+async def test_a_transient_error_is_retried_at_once_and_is_no_attempt(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sop.engine import executor
+
+    await h.playbook("flaky", steps=[{"tag": "x"}])
+    enrollment = await h.enroll("flaky", await h.customer())
+    calls = 0
+    original = STEPS["tag"]
+
+    async def flaky(run: StepContext) -> StepResult:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("connection reset by peer")
+        return await original(run)
+
+    monkeypatch.setattr(executor, "STEPS", {**STEPS, "tag": flaky})
+    assert await h.run() == 1
+    row = (await h.agenda(enrollment))[0]
+    assert (row.state, row.attempts, row.last_error) == (AgendaState.DONE, 0, None)
+    assert await h.outcomes(enrollment) == [("1", "done")]
+    assert len(await h.outbox()) == 1

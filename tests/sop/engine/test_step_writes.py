@@ -1,6 +1,7 @@
 """How a step's own writes reach the database: its trace, its row closed, the enrollment's
-``seq``/``waiting`` and the next agenda row, written as prebuilt Core statements (one
-statement on PostgreSQL), with the same effects as before on both backends."""
+``seq``/``waiting`` and the next agenda row, gathered over the steps of a transaction and
+written as one prebuilt Core statement per kind of write, with the same effects as one
+step at a time on both backends."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from sop.delivery.outbox import enqueue
 from store.models import AgendaKind, AgendaState, EnrollmentState, Waiting
 from tests.sop.engine.harness import Harness
 from tests.support.clock import ManualClock
@@ -42,18 +44,35 @@ def statements(db: Database) -> Iterator[list[str]]:
         event.remove(target, "before_cursor_execute", note)
 
 
-async def test_a_waiting_step_writes_its_trace_row_enrollment_and_timeout(h: Harness) -> None:
+async def test_waiting_steps_write_their_traces_rows_enrollments_and_timeouts(
+    h: Harness,
+) -> None:
     await h.playbook("w", steps=[{"id": "wait", "wait_for_reply": {"timeout": "2d"}}])
     enrollment = await h.enroll("w", await h.customer())
+    for n in range(2, 5):
+        await h.enroll("w", await h.customer(f"wm{n}"))
 
     with statements(h.db) as seen:
-        assert await h.run() == 1
+        assert await h.run() == 4
 
-    traces = [s for s in seen if "step_runs" in s]
-    assert len(traces) == 1, traces
-    # PostgreSQL: the trace, the row closed, the enrollment and the timeout row in one go.
-    together = "INSERT INTO agenda" in traces[0] and "UPDATE enrollments" in traces[0]
-    assert together == (h.db.backend == "postgres"), traces
+    # Claimed, taken back and written in one transaction, one statement per kind of write;
+    # on PostgreSQL a step's four writes are one statement (data-modifying CTEs).
+    writes = [s for s in seen if s.startswith(("INSERT", "UPDATE", "WITH closed"))]
+    released = "UPDATE agenda SET state="  # rows an earlier release left running, once a pass
+    assert writes[0].startswith(released), writes
+    if h.db.backend == "postgres":
+        assert len(writes) == 2, writes
+        for write in ("UPDATE agenda", "INSERT INTO step_runs", "UPDATE enrollments"):
+            assert write in writes[1]
+        assert "INSERT INTO agenda" in writes[1].split("bumped AS")[-1]  # the outer one
+    else:
+        assert [w.split("(")[0].split(" SET")[0].strip() for w in writes[1:]] == [
+            "INSERT INTO step_runs",  # the four traces
+            "UPDATE agenda",  # the four rows closed
+            "UPDATE enrollments",  # the four enrollments' seq and waiting
+            "INSERT INTO agenda",  # the four timeout rows
+        ], writes
+    assert not [s for s in seen if "RETURNING" in s and "outbox" not in s]
     state = await h.enrollment(enrollment)
     assert (state.waiting, state.seq, state.state) == (Waiting.REPLY, 2, EnrollmentState.ACTIVE)
     rows = await h.agenda(enrollment)
@@ -88,3 +107,22 @@ async def test_the_timeout_moves_on_and_the_last_step_completes(h: Harness) -> N
         ("wait", "timeout"),
         ("mark", "done"),
     ]
+
+
+async def test_an_outbox_key_taken_already_keeps_its_row_and_the_trace_says_so(
+    h: Harness,
+) -> None:
+    await h.playbook("t", steps=[{"tag": "x"}])
+    enrollment = await h.enroll("t", await h.customer())
+    async with h.db.sessions.begin() as session:
+        key = f"enrollment:{enrollment}:seq:1"
+        await enqueue(
+            session, key=key, channel="wecom_tag", recipient="wm1", payload={}, due_at=MORNING
+        )
+
+    assert await h.run() == 1
+
+    [row] = await h.outbox()
+    assert row.payload == {}  # the row that was there
+    [trace] = await h.runs(enrollment)
+    assert (trace.outcome, trace.detail["duplicate"]) == ("done", True)

@@ -32,7 +32,7 @@ class Call:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "errcode", "status" or "drop"
+    kind: str  # "errcode", "status", "drop" (nothing done) or "lost" (done, answer lost)
     value: int = 0
     errmsg: str | None = None
 

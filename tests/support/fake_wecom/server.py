@@ -85,6 +85,12 @@ class FakeWecom(FakeCorp):
         """
         self.faults.add(api_path, Fault("drop"), times)
 
+    def lose_answer_next(self, api_path: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``api_path`` are carried out, then their connection is
+        closed before the answer: what a caller sees when the platform acted and the answer
+        was lost on the way back (the platform's outcome is in the fake's state)."""
+        self.faults.add(api_path, Fault("lost"), times)
+
     def delay(self, api_path: str, seconds: float) -> None:
         """Every call of ``api_path`` waits ``seconds`` before it is handled; 0 switches off."""
         self.faults.delay(api_path, seconds)
@@ -112,6 +118,12 @@ class FakeWecom(FakeCorp):
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), timeout=seconds)
         fault = self.faults.take(path)
+        if fault is not None and fault.kind == "lost":
+            route = ROUTES.get(path)
+            if route is not None:
+                with suppress(ApiFailure):
+                    self._serve(route, request, body, body_ok)
+            fault = Fault("drop")
         if fault is not None and fault.kind == "drop":
             call.dropped = True
             assert request.transport is not None
