@@ -43,6 +43,7 @@ from bot.processing.roster import Roster
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
+from sop.loop_status import note_failure, note_pass
 from store.batch import Batch
 from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
@@ -277,7 +278,9 @@ class InboxProcessor:
             wake.clear()
             try:
                 taken = await self.run_once()
+                note_pass()
             except Exception as error:
+                note_failure(error)
                 self.more_pending = False
                 if is_transient(error):
                     log.warning(
