@@ -9,12 +9,14 @@ exactly once. Subscribers therefore must not do slow I/O; they record work for l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.batch import Batch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,20 +165,58 @@ class StaffLeft(DomainEvent):
 
 E = TypeVar("E", bound=DomainEvent)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
+#: Reads what subscribers need about a batch's customers before its rows are handled.
+Preparer = Callable[[AsyncSession, Sequence[int]], Awaitable[None]]
 
 
 class EventBus:
-    """Synchronous-in-transaction publish/subscribe keyed by event class (and its bases)."""
+    """Synchronous-in-transaction publish/subscribe keyed by event class (and its bases).
+
+    Inside an inbox batch (:mod:`store.batch`) a row runs statements only in its savepoint.
+    A subscriber registered ``batched=True`` opens it itself when it needs one; for any other
+    subscriber the bus opens it before delivering the event, so such subscribers may use the
+    session freely.
+    """
 
     def __init__(self) -> None:
-        self._subscribers: dict[type[DomainEvent], list[Subscriber]] = defaultdict(list)
+        self._subscribers: dict[type[DomainEvent], list[tuple[Subscriber, bool]]] = defaultdict(
+            list
+        )
+        self._preparers: list[Preparer] = []
+        self._resolved: dict[type[DomainEvent], tuple[tuple[Subscriber, ...], bool]] = {}
 
     def subscribe(
-        self, event_type: type[E], subscriber: Callable[[AsyncSession, E], Awaitable[None]]
+        self,
+        event_type: type[E],
+        subscriber: Callable[[AsyncSession, E], Awaitable[None]],
+        *,
+        batched: bool = False,
     ) -> None:
-        self._subscribers[event_type].append(subscriber)
+        """``batched``: the subscriber calls ``Batch.savepoint()`` before any statement."""
+        self._subscribers[event_type].append((subscriber, batched))
+        self._resolved.clear()
+
+    def on_prepare(self, preparer: Preparer) -> None:
+        """Call ``preparer(session, customer_ids)`` for every batch, before its rows."""
+        self._preparers.append(preparer)
+
+    async def prepare(self, session: AsyncSession, customer_ids: Sequence[int]) -> None:
+        for preparer in self._preparers:
+            await preparer(session, customer_ids)
 
     async def publish(self, session: AsyncSession, event: DomainEvent) -> None:
-        for cls in type(event).__mro__:
-            for subscriber in self._subscribers.get(cls, ()):
-                await subscriber(session, event)
+        subscribers, batched = self._for(type(event))
+        if not batched:
+            batch = Batch.of(session)
+            if batch is not None:
+                await batch.savepoint()
+        for subscriber in subscribers:
+            await subscriber(session, event)
+
+    def _for(self, event_type: type[DomainEvent]) -> tuple[tuple[Subscriber, ...], bool]:
+        found = self._resolved.get(event_type)
+        if found is None:
+            pairs = [pair for cls in event_type.__mro__ for pair in self._subscribers.get(cls, ())]
+            found = (tuple(s for s, _ in pairs), all(batched for _, batched in pairs))
+            self._resolved[event_type] = found
+        return found

@@ -28,7 +28,9 @@ such waits off the loop:
 Both bounds assume other writers keep their transactions short, as the inbox writer does.
 And since inline statements never suspend, a statement yields to the loop once the
 statements before it have held it for :data:`YIELD_INTERVAL_S`, so a long transaction
-(an inbox batch) does not starve the HTTP server sharing the loop.
+(an inbox batch) does not starve the HTTP server sharing the loop. For the same reason the
+inline connections leave WAL checkpoints (page copies and a file sync, milliseconds) to a
+worker thread (:mod:`store.sqlite_checkpoint`) instead of running them in their commits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from store.sqlite_checkpoint import Checkpointer
 
 INLINE_BUSY_TIMEOUT_MS = 50
 """The longest one statement may block the event loop waiting for another connection's lock."""
@@ -71,11 +75,13 @@ async def _share_the_loop() -> None:
 
 
 class WriteGate:
-    """One engine's cooperative writer lock, remade when the engine moves to another loop."""
+    """One engine's cooperative writer lock, remade when the engine moves to another loop,
+    and the checkpoints of its file (set by the engine's :class:`InlineCreator`)."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        self.checkpointer: Checkpointer | None = None
 
     def lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -183,6 +189,10 @@ class InlineConnection:
         self._gate = gate
         self._held: asyncio.Lock | None = None
         self._busy_timeout_s = busy_timeout_ms / 1000
+        self._checkpointer = gate.checkpointer
+        if self._checkpointer is not None:
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # on the worker thread instead
+            self._checkpointer.opened()
 
     @property
     def isolation_level(self) -> str | None:
@@ -251,6 +261,8 @@ class InlineConnection:
             self._conn.commit()
         finally:
             self._release_if_idle()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     async def rollback(self) -> None:
         try:
@@ -274,6 +286,8 @@ class InlineConnection:
         if self._connection is None:
             return
         self._connection = None
+        if self._checkpointer is not None:
+            self._checkpointer.closed()
         try:
             self._conn.close()
         finally:
@@ -293,6 +307,8 @@ class InlineCreator:
         self.path = path
         self.gate = gate
         self.busy_timeout_ms = busy_timeout_ms
+        if gate.checkpointer is None:
+            gate.checkpointer = Checkpointer(path)
 
     async def __call__(self) -> InlineConnection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -1,9 +1,12 @@
 """Inbox processing: parse each stored callback, route it to its handler, keep the model and
 the timeline current, publish domain events; and the refresh queue that fetches details.
 
-Flow: :class:`InboxProcessor` -> :func:`parse_payload` -> :class:`Router` (built by
-:func:`build_router`) -> handlers -> ``sop.events.EventBus``; handlers ask for details with
-:func:`request_refresh`, which the :class:`Refresher` fetches through a :class:`DirectoryApi`.
+Flow: :class:`InboxProcessor` claims a batch -> :mod:`~bot.processing.prepare` parses it
+(:func:`parse_payload`) and reads what it names (:class:`~bot.processing.roster.Roster`) ->
+each row through the :class:`Router` (built by :func:`build_router`) -> handlers ->
+``sop.events.EventBus``, as a unit of the batch (:mod:`store.batch`); handlers ask for details
+with ``HandlerContext.refresh`` (:func:`request_refresh` outside a batch), which the
+:class:`Refresher` fetches through a :class:`DirectoryApi`.
 """
 
 from bot.processing.context import HandlerContext

@@ -1,4 +1,6 @@
-"""Finding (or creating from ids alone) the customers, staff, groups and members events name.
+"""Finding (or creating from ids alone) customers, staff, groups and members one at a time,
+through the ORM: what the refresher's syncs use. The inbox processor reads those a whole batch
+names at once instead (:mod:`bot.processing.roster`).
 
 Events carry ids and nothing else; these rows start bare and the refresher fills them in.
 """

@@ -1,10 +1,15 @@
 """The inbox processor: pending rows, in arrival order, through parse -> router -> handlers.
 
-A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). Each
-row runs in its own SAVEPOINT: a row whose handler fails is rolled back alone, with everything
+A batch of rows is claimed in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
+prepared once (:mod:`bot.processing.prepare`: parsed, and what the rows name read or created in
+one statement per table). Each row then runs as its own unit of the batch (:mod:`store.batch`):
+its writes are deferred to the batch's flush, and it gets a SAVEPOINT as soon as it (or a
+subscriber) runs a statement. A row whose handler fails is rolled back alone, with everything
 its subscribers wrote, and marked ``failed`` with its error, while the rest of the batch
 commits. A row is marked done in the same transaction as its effects, so it can never be
-processed twice.
+processed twice. Should what the batch does for all its rows fail (the look-ups up front, the
+writes at the end), the batch is rolled back and replayed with every row in its own savepoint,
+reading and writing at once, so the row at fault is the one that fails.
 
 Several processes share the inbox by lanes (:mod:`store.lane_leases`): a processor claims only
 rows of the lanes it owns, and a customer's, group's or member's callbacks all share one lane,
@@ -13,28 +18,33 @@ contact events: the welcome waits on them) are taken before routine ones, which 
 order of each subject's rows since they share a priority. A transient database error
 (a deadlock, a lost connection: :mod:`store.transient`) rolls back the whole batch, which is
 tried again: it never marks a row failed, and the lane keeps its order.
+
+A batch ends after ``batch_seconds`` on the processor's clock (rows left over stay pending) and
+sizes its claim to fit: on SQLite the answer path's inbox writer waits for the same write lock,
+and for the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import NamedTuple
 
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
-from bot.processing.first_staff import create_named_staff
-from bot.processing.parse import parse_payload
+from bot.processing.inbox_marks import mark
+from bot.processing.prepare import Claimed, Prepared, prepare
+from bot.processing.roster import Roster
 from bot.processing.router import Router
 from sop.clock import Clock
 from sop.events import EventBus
 from sop.loop_status import note_failure, note_pass
+from store.batch import Batch
 from store.lane_leases import AllLanes, LaneSource
 from store.models import InboxRow, InboxState
 from store.transient import describe, is_transient, retry_transient
@@ -45,32 +55,26 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
 #: The longest error text kept on a row.
 MAX_ERROR = 2000
+#: How long one batch may keep its transaction: on SQLite it holds the write lock the answer
+#: path's inbox writer waits for, and runs on the event loop; on PostgreSQL only row locks
+#: other processors skip, while each statement is a round trip worth sharing among more rows.
+BATCH_SECONDS = {"sqlite": 0.02, "postgresql": 0.1}
+#: The most rows a batch claims (its time, above, usually ends it first on SQLite).
+BATCH_ROWS = {"sqlite": 100, "postgresql": 400}
+#: How long a batch's rows may keep the event loop before the batch lets other tasks run.
+#: Not on SQLite: the answer path waits for the batch's write lock anyway, and the batch's
+#: time would run out on the others' work; on PostgreSQL it waits for nothing of the batch.
+YIELD_SECONDS = {"sqlite": None, "postgresql": 0.005}
+#: The fewest rows a batch claims and takes before its time can end it: below that, the
+#: batch's own statements (claim, look-ups, flush, commit) cost more than its rows.
+MIN_BATCH = 16
+#: Turns of the event loop the processor gives away between batches: enough for requests
+#: read meanwhile to reach the inbox writer, which then takes the write lock first.
+HANDOVER_TURNS = 3
 
 
-class _Claimed(NamedTuple):
-    id: int
-    source: str
-    content_type: str
-    payload: str
-    received_at: datetime
-
-
-_columns = InboxRow.__table__.c
-#: Built once (with bound parameters): building a statement costs more than running it.
-_FINISH = (
-    update(InboxRow)
-    .where(InboxRow.id == bindparam("row_id"), InboxRow.state == InboxState.PENDING)
-    .values(
-        state=bindparam("new_state", type_=_columns.state.type),
-        error=bindparam("new_error", type_=_columns.error.type),
-        attempts=InboxRow.attempts + 1,
-        processed_at=bindparam("now", type_=_columns.processed_at.type),
-    )
-    .execution_options(synchronize_session=False)
-)
-
-
-def _claim_statement(limit: int, *, by_lane: bool) -> Select[int, str, str, str, datetime]:
+def _claim_statement(*, by_lane: bool) -> Select[int, str, str, str, datetime]:
+    """Built once (with bound parameters): building a statement costs more than running it."""
     claim = select(
         InboxRow.id,
         InboxRow.source,
@@ -82,9 +86,13 @@ def _claim_statement(limit: int, *, by_lane: bool) -> Select[int, str, str, str,
         claim = claim.where(InboxRow.lane.in_(bindparam("lanes", expanding=True)))
     return (
         claim.order_by(InboxRow.priority.desc(), InboxRow.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
     )
+
+
+_CLAIM_ALL = _claim_statement(by_lane=False)
+_CLAIM_LANES = _claim_statement(by_lane=True)
 
 
 class TransientRowError(Exception):
@@ -105,13 +113,22 @@ class InboxProcessor:
         bus: EventBus,
         clock: Clock,
         *,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         poll_interval: float = POLL_INTERVAL,
         after_batch: Callable[[], None] | None = None,
         lanes: LaneSource | None = None,
+        batch_seconds: float | None = None,
     ) -> None:
         """``after_batch`` runs after a pass that took rows (the server wakes the refresher);
-        ``lanes`` says which lanes this process owns (every lane when not given)."""
+        ``lanes`` says which lanes this process owns (every lane when not given);
+        ``batch_size`` and ``batch_seconds`` default to the database's :data:`BATCH_ROWS` and
+        :data:`BATCH_SECONDS`."""
+        engine = sessions.kw.get("bind")
+        dialect = getattr(getattr(engine, "dialect", None), "name", "sqlite")
+        if dialect not in BATCH_ROWS:
+            dialect = "sqlite"
+        if batch_size is None:
+            batch_size = BATCH_ROWS[dialect]
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._sessions = sessions
@@ -122,8 +139,17 @@ class InboxProcessor:
         self._poll_interval = poll_interval
         self._after_batch = after_batch
         self.lanes: LaneSource = lanes or AllLanes()
-        self._claim_all = _claim_statement(batch_size, by_lane=False)
-        self._claim_lanes = _claim_statement(batch_size, by_lane=True)
+        if batch_seconds is None:
+            batch_seconds = BATCH_SECONDS[dialect]
+        self._yield_seconds = YIELD_SECONDS[dialect]
+        self._batch_seconds = batch_seconds
+        #: How many rows the next batch claims: as many as its time allows, at the last pace.
+        self._claim_size = batch_size
+        #: Whether the last pass left claimable rows behind (a full claim, or its time ran out).
+        self.more_pending = False
+        #: Batches committed and rows they took, for the bench and metrics.
+        self.batches = 0
+        self.rows = 0
 
     async def run_once(self) -> int:
         """Process one batch of pending rows; returns how many rows were taken (done or failed).
@@ -132,60 +158,112 @@ class InboxProcessor:
         """
         lanes = await self.lanes.current()
         if lanes is not None and not lanes:
+            self.more_pending = False
             return 0
         return await retry_transient(lambda: self._batch(lanes), what="inbox processing", log=log)
 
     async def _batch(self, lanes: frozenset[int] | None) -> int:
+        try:
+            return await self._run_batch(lanes, isolated=False)
+        except _SharedWorkFailed as failed:
+            log.warning("inbox batch failed (%r); replaying it row by row", failed.__cause__)
+            return await self._run_batch(lanes, isolated=True)
+
+    async def _run_batch(self, lanes: frozenset[int] | None, *, isolated: bool) -> int:
         async with self._sessions() as session, session.begin():
+            started = self._clock.now()
             if lanes is None:
-                result = await session.execute(self._claim_all)
+                claimed = await session.execute(_CLAIM_ALL, {"limit": self._claim_size})
             else:
-                result = await session.execute(self._claim_lanes, {"lanes": sorted(lanes)})
-            rows = result.all()
-            await create_named_staff(
-                session, ((row.content_type, row.payload) for row in rows), self._clock.now()
-            )
-            refreshes = refresh_queue.defer_refreshes(session)
-            for row in rows:
-                await self._process(session, _Claimed._make(row), refreshes)
-            await refreshes.flush(session)
-        return len(rows)
+                params = {"limit": self._claim_size, "lanes": sorted(lanes)}
+                claimed = await session.execute(_CLAIM_LANES, params)
+            rows = [Claimed(*row) for row in claimed.all()]
+            if not rows:
+                self.more_pending = False
+                return 0
+            async with Batch(session, isolated=isolated) as batch:
+                taken = await self._process_batch(session, batch, rows)
+        self.more_pending = len(rows) == self._claim_size or taken < len(rows)
+        self._pace(taken, (self._clock.now() - started).total_seconds())
+        self.batches += 1
+        self.rows += taken
+        return taken
+
+    def _pace(self, taken: int, seconds: float) -> None:
+        """Size the next claim so that its batch fits ``batch_seconds`` at this batch's pace
+        (a claimed row the batch has no time for was parsed and looked up for nothing)."""
+        if seconds <= 0:
+            self._claim_size = self._batch_size
+            return
+        fits = int(taken * self._batch_seconds / seconds)
+        wanted = max(min(MIN_BATCH, self._batch_size), min(self._batch_size, fits))
+        self._claim_size = max(1, (self._claim_size + wanted) // 2)
+
+    async def _process_batch(
+        self, session: AsyncSession, batch: Batch, rows: list[Claimed]
+    ) -> int:
+        started = self._clock.now()
+        try:
+            prepared, roster = await prepare(batch, rows, self._router, self._bus, started)
+        except Exception as exc:
+            if batch.isolated or is_transient(exc):
+                raise
+            raise _SharedWorkFailed from exc
+        done: list[int] = []
+        failed: list[tuple[int, str]] = []
+        paced = time.monotonic()
+        for item in prepared:
+            error = await self._process(session, batch, roster, item)
+            if error is None:
+                done.append(item.row.id)
+            else:
+                failed.append((item.row.id, error))
+            taken = len(done) + len(failed)
+            if (
+                taken >= MIN_BATCH
+                and (self._clock.now() - started).total_seconds() >= self._batch_seconds
+            ):
+                break
+            if self._yield_seconds is not None and time.monotonic() - paced >= self._yield_seconds:
+                await asyncio.sleep(0)
+                paced = time.monotonic()
+        try:
+            await batch.flush()
+        except Exception as exc:
+            if batch.isolated or is_transient(exc):
+                raise
+            raise _SharedWorkFailed from exc
+        await mark(session, done, failed, self._clock.now())
+        return len(done) + len(failed)
 
     async def _process(
-        self, session: AsyncSession, row: _Claimed, refreshes: refresh_queue.DeferredRefreshes
-    ) -> None:
-        row_id, source = row.id, row.source
-        mark = refreshes.mark()
+        self, session: AsyncSession, batch: Batch, roster: Roster, item: Prepared
+    ) -> str | None:
+        """Run one row as a unit of the batch; its error text if it failed."""
+        row = item.row
         try:
-            async with session.begin_nested():
-                message = parse_payload(source, row.content_type, row.payload)
+            if item.error is not None:
+                raise item.error
+            assert item.message is not None
+            async with batch.unit():
                 context = HandlerContext(
                     session=session,
                     clock=self._clock,
-                    inbox_id=row_id,
-                    source=source,
+                    inbox_id=row.id,
+                    source=row.source,
                     received_at=row.received_at,
                     publish=partial(self._bus.publish, session),
+                    batch=batch,
+                    roster=roster,
                 )
-                await self._router.dispatch(context, message)
-                await self._finish(session, row_id, InboxState.DONE, None)
+                await self._router.dispatch(context, item.message)
         except Exception as exc:
             if is_transient(exc):
-                raise TransientRowError(f"inbox row {row_id}: {exc}") from exc
-            refreshes.rollback_to(mark)
+                raise TransientRowError(f"inbox row {row.id}: {exc}") from exc
             error = describe_error(exc)
-            log.warning("inbox row %s (%s) failed: %s", row_id, source, error, exc_info=exc)
-            await self._finish(session, row_id, InboxState.FAILED, error)
-
-    async def _finish(
-        self, session: AsyncSession, row_id: int, state: InboxState, error: str | None
-    ) -> None:
-        result = await session.execute(
-            _FINISH,
-            {"row_id": row_id, "new_state": state, "new_error": error, "now": self._clock.now()},
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise RuntimeError(f"inbox row {row_id} is no longer pending; not processing it again")
+            log.warning("inbox row %s (%s) failed: %s", row.id, row.source, error, exc_info=exc)
+            return error
+        return None
 
     async def retry(self, ids: list[int] | None = None) -> int:
         """Put failed rows (all of them when ``ids`` is None) back to pending."""
@@ -203,6 +281,7 @@ class InboxProcessor:
                 note_pass()
             except Exception as error:
                 note_failure(error)
+                self.more_pending = False
                 if is_transient(error):
                     log.warning(
                         "inbox processing interrupted: %s; retrying in %ss",
@@ -216,8 +295,16 @@ class InboxProcessor:
                 taken = 0
             if taken and self._after_batch is not None:
                 self._after_batch()
-            if taken < self._batch_size:
+            if self.more_pending:
+                for _ in range(HANDOVER_TURNS):  # between batches: the answer path's turn
+                    await asyncio.sleep(0)
+            else:
                 await wait_any(wake, stop, seconds=self._poll_interval)
+
+
+class _SharedWorkFailed(Exception):
+    """What the batch does for all its rows (the look-ups up front, the writes at the end)
+    failed; the batch is replayed row by row."""
 
 
 async def retry_failed(

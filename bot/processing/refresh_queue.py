@@ -1,21 +1,26 @@
 """Ask for a platform object's details to be fetched, without waiting for the fetch.
 
 Handlers run inside the inbox transaction and must never call the WeCom API; they call
-:func:`request_refresh`, which upserts one ``refresh_requests`` row per object, so a burst of
-events about one customer costs one fetch. The :class:`~bot.processing.refresher.Refresher`
-does the fetching.
+:func:`request_refresh` (``HandlerContext.refresh``), which upserts one ``refresh_requests``
+row per object, so a burst of events about one customer costs one fetch. The
+:class:`~bot.processing.refresher.Refresher` does the fetching.
+
+Inside an inbox batch (:mod:`store.batch`) the requests wait for the batch's end and are
+written together (:class:`RefreshUpsert`): a request of a row that fails goes with it.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, and_, bindparam, case
+from sqlalchemy import Connection, Executable, Table, and_, bindparam, case
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.processing.upsert import dialect_insert
 from sop.clock import Clock
+from store.batch import Batch
+from store.bulk import Bulk
 from store.models import RefreshRequest
 
 #: The kinds the refresher knows, and what their keys are.
@@ -36,79 +41,71 @@ async def request_refresh(
     make a failing API call more likely to succeed. ``version`` is bumped so a fetch already
     in flight does not drop the request when it finishes (it may have read stale data).
     """
+    item = refresh_item(kind, key, clock.now(), delay)
+    batch = Batch.of(session)
+    if batch is not None:
+        batch.defer(REFRESH, item)
+        return
+    await session.execute(upsert_statement(session.get_bind().dialect.name), item)
+
+
+def refresh_item(kind: str, key: str, now: datetime, delay: float = 0) -> dict[str, Any]:
+    """One request, as :func:`upsert_statement` takes it."""
     if kind not in KINDS:
         raise ValueError(f"unknown refresh kind {kind!r}: use one of {', '.join(KINDS)}")
-    now = clock.now()
-    params = {"kind": kind, "key": key, "due": now + timedelta(seconds=delay), "now": now}
-    deferred = session.info.get(_DEFERRED)
-    if isinstance(deferred, DeferredRefreshes):
-        deferred.add(params)
-        return
-    await session.execute(_upsert_statement(session), params)
+    return {"kind": kind, "key": key, "due": now + timedelta(seconds=delay), "now": now}
 
 
-_DEFERRED = "scrm.refresh_queue.deferred"
+class RefreshUpsert:
+    """A batch's refresh requests, written at its end: once per object (the earliest due time,
+    the latest request: what the requests one by one would leave, ``version`` bumped once), in
+    (kind, key) order. Every event about a staff member asks for that member's refresh, so
+    processors on several processes upsert the same few rows all the time; written as they
+    came, two batches would lock them in opposite orders and deadlock."""
 
-
-class DeferredRefreshes:
-    """The refresh requests of a transaction, written together at its end in (kind, key) order.
-
-    Every event about a staff member asks for that member's refresh, so processors on several
-    processes upsert the same few ``refresh_requests`` rows all the time; written as they come,
-    two batches lock them in opposite orders and deadlock. Written last and sorted, they never
-    do, and a burst about one object is one upsert. :meth:`mark` and :meth:`rollback_to` drop
-    the requests of a row whose SAVEPOINT was rolled back.
-    """
+    order = 60
+    at_end = True  # not at a row's savepoint: see store.batch.Deferred
 
     def __init__(self) -> None:
-        self._requests: list[dict[str, Any]] = []
+        self._statements: dict[str, Bulk] = {}
 
-    def add(self, params: dict[str, Any]) -> None:
-        self._requests.append(params)
-
-    def mark(self) -> int:
-        return len(self._requests)
-
-    def rollback_to(self, mark: int) -> None:
-        del self._requests[mark:]
-
-    async def flush(self, session: AsyncSession) -> None:
-        earliest: dict[tuple[str, str], dict[str, Any]] = {}
-        for request in self._requests:
-            key = (request["kind"], request["key"])
-            known = earliest.get(key)
-            if known is None or request["due"] < known["due"]:
-                earliest[key] = request
-        self._requests.clear()
-        if earliest:
-            rows = [earliest[key] for key in sorted(earliest)]
-            await session.execute(_upsert_statement(session), rows)
+    def write(self, connection: Connection, items: list[dict[str, Any]]) -> None:
+        dialect = connection.dialect.name
+        statement = self._statements.get(dialect)
+        if statement is None:
+            statement = self._statements[dialect] = Bulk(upsert_statement(dialect))
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            key = (item["kind"], item["key"])
+            found = merged.get(key)
+            if found is None:
+                merged[key] = dict(item)
+            else:
+                found["due"] = min(found["due"], item["due"])
+                found["now"] = max(found["now"], item["now"])
+        statement.execute(connection, [merged[key] for key in sorted(merged)])
 
 
-def defer_refreshes(session: AsyncSession) -> DeferredRefreshes:
-    """Collect ``session``'s refresh requests until :meth:`DeferredRefreshes.flush`."""
-    deferred = DeferredRefreshes()
-    session.info[_DEFERRED] = deferred
-    return deferred
-
+REFRESH = RefreshUpsert()
 
 _UPSERTS: dict[str, Executable] = {}
 
 
-def _upsert_statement(session: AsyncSession) -> Executable:
-    """The upsert, built once per dialect with bound parameters.
+def upsert_statement(dialect: str) -> Executable:
+    """The upsert, built once per dialect with bound parameters (``kind``, ``key``, ``due``,
+    ``now``).
 
     Plain Core, not ORM-enabled (nothing here touches loaded objects), and reused: building
     and cache-keying the statement, and the ORM bulk-DML path, cost several times the
     statement itself on SQLite.
     """
-    dialect = session.get_bind().dialect.name
     stmt = _UPSERTS.get(dialect)
     if stmt is None:
         table = cast(Table, RefreshRequest.__table__)
         due = bindparam("due", type_=table.c.due_at.type)
         now = bindparam("now", type_=table.c.requested_at.type)
-        insert = dialect_insert(session, table).values(
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = dialect_insert(table).values(
             kind=bindparam("kind", type_=table.c.kind.type),
             key=bindparam("key", type_=table.c.key.type),
             due_at=due,

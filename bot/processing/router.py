@@ -6,7 +6,9 @@ longer route below it, so ``wecom:event:change_external_chat:update`` takes
 ``...:update:add_member`` unless a more specific handler exists. Routers nest with
 :meth:`Router.include_router` (one router per handler family); a route nobody handles goes
 to the fallback, and so does every :class:`UnknownMessage` whatever its route. Registering
-a key twice is an error at construction, not a silent override.
+a key twice is an error at construction, not a silent override. A registration may say what
+its messages name (``names``: customers, staff, groups...), so a batch can look all of it up
+before its rows are handled (:mod:`bot.processing.prepare`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 
 from bot.processing.context import HandlerContext
 from bot.processing.messages import PlatformMessage, UnknownMessage
+from bot.processing.subjects import Names
 
 M = TypeVar("M", bound=PlatformMessage)
 Handler = Callable[[HandlerContext, M], Awaitable[None]]
@@ -28,6 +31,7 @@ class Registration:
     message_type: type[PlatformMessage]
     handler: Callable[[HandlerContext, Any], Awaitable[None]]
     router: str
+    names: Names | None = None
 
     @property
     def name(self) -> str:
@@ -44,25 +48,32 @@ class Router:
         self._routes: dict[str, Registration] = {}
         self._fallback: Registration | None = None
 
-    def on(self, message_type: type[M], *keys: str) -> Callable[[Handler[M]], Handler[M]]:
-        """Register the decorated handler for ``keys``; it receives ``message_type``."""
+    def on(
+        self, message_type: type[M], *keys: str, names: Names | None = None
+    ) -> Callable[[Handler[M]], Handler[M]]:
+        """Register the decorated handler for ``keys``; it receives ``message_type``.
+
+        ``names(source, message, subjects)`` adds what such a message names to ``subjects``.
+        """
         if not keys:
             raise ValueError(f"router {self.name!r}: on({message_type.__name__}) needs a key")
 
         def register(handler: Handler[M]) -> Handler[M]:
             for key in keys:
-                self._add(Registration(key, message_type, handler, self.name))
+                self._add(Registration(key, message_type, handler, self.name, names))
             return handler
 
         return register
 
-    def fallback(self, handler: Handler[PlatformMessage]) -> Handler[PlatformMessage]:
+    def fallback(
+        self, handler: Handler[PlatformMessage], names: Names | None = None
+    ) -> Handler[PlatformMessage]:
         """The handler of every route nothing else takes (there is one per tree)."""
         if self._fallback is not None:
             raise DuplicateRouteError(
                 f"router {self.name!r} already has the fallback {self._fallback.name}"
             )
-        self._fallback = Registration("*", PlatformMessage, handler, self.name)
+        self._fallback = Registration("*", PlatformMessage, handler, self.name, names)
         return handler
 
     def include_router(self, router: Router) -> Router:
@@ -100,12 +111,15 @@ class Router:
             key = key.rpartition(":")[0]
         return self._fallback
 
+    def registration_for(self, message: PlatformMessage) -> Registration | None:
+        """The registration :meth:`dispatch` runs for ``message`` (unknown: the fallback)."""
+        if isinstance(message, UnknownMessage):
+            return self._fallback
+        return self.resolve(message.route)
+
     async def dispatch(self, context: HandlerContext, message: PlatformMessage) -> str:
         """Run the handler of ``message.route``; returns the handler's name for the trace."""
-        if isinstance(message, UnknownMessage):
-            registration = self._fallback
-        else:
-            registration = self.resolve(message.route)
+        registration = self.registration_for(message)
         if registration is None:
             raise LookupError(
                 f"router {self.name!r} has no handler for {message.route!r} and no fallback"

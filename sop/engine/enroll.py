@@ -11,7 +11,6 @@ a SAVEPOINT. The answer says why nobody was enrolled, for previews and plans.
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sop.audience.query import customer_matches
 from sop.engine import lifecycle
 from sop.engine.catalog import Catalog
+from sop.engine.facts import enroll_lock_id
 from sop.playbooks.model import Playbook
 from sop.playbooks.timing import step_due_at
 from sop.settings import SopSettings
@@ -98,7 +98,7 @@ async def enroll(
         session, playbook.audience, customer_id, now=now
     ):
         return _skipped(Skip.AUDIENCE)
-    await _serialize(session, playbook.name, customer_id)
+    await _serialize(session, customer_id)
     refusal = await _reentry_refusal(session, playbook, customer_id, now=now)
     if refusal is not None:
         return refusal
@@ -165,15 +165,15 @@ async def _key_taken(session: AsyncSession, key: str) -> bool:
     return found is not None
 
 
-async def _serialize(session: AsyncSession, playbook: str, customer_id: int) -> None:
-    """Make concurrent enrollments of one customer in one playbook take turns, so the
-    one-active and re-entry checks cannot both pass in two transactions. SQLite writers
-    already take turns (``BEGIN IMMEDIATE``); PostgreSQL takes a transaction-scoped
-    advisory lock on the pair."""
+async def _serialize(session: AsyncSession, customer_id: int) -> None:
+    """Make concurrent enrollments of one customer take turns, so the one-active and
+    re-entry checks cannot both pass in two transactions. SQLite writers already take turns
+    (``BEGIN IMMEDIATE``); PostgreSQL takes a transaction-scoped advisory lock on the
+    customer (the inbox processor takes those of a whole batch up front, in customer order:
+    :mod:`sop.engine.facts`)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    digest = hashlib.sha256(f"enroll:{playbook}:{customer_id}".encode()).digest()
-    lock_id = int.from_bytes(digest[:8], "big", signed=True)
+    lock_id = enroll_lock_id(customer_id)
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 

@@ -103,6 +103,25 @@ async def match(
     """
     if trigger.event is None or trigger.event != event_name(event):
         return None
+    if isinstance(event, TagAdded | TagRemoved):
+        wanted = trigger.tag or ""
+        hit = await tag_matches(session, wanted, event.tag_id, event.tag_name)
+        context = {"tag": event.tag_name, "tag_id": event.tag_id} if hit else None
+        return _matched(playbook, trigger, event, context)
+    group_name: str | None = None
+    if isinstance(event, JoinedGroup | LeftGroup):
+        group = await session.get(CustomerGroup, event.group_id)
+        group_name = group.name if group is not None else None
+    return match_known(playbook, trigger, event, group_name=group_name)
+
+
+def match_known(
+    playbook: str, trigger: Trigger, event: DomainEvent, *, group_name: str | None = None
+) -> Match | None:
+    """:func:`match` for what needs no statement: every event but tag changes, with the
+    group's name given for group events."""
+    if trigger.event is None or trigger.event != event_name(event):
+        return None
     context: dict[str, Any] | None
     staff: str | None = None
     group_id: int | None = None
@@ -113,18 +132,26 @@ async def match(
         context = _message(trigger, event)
         group_id = event.group_id
     elif isinstance(event, JoinedGroup | LeftGroup):
-        context = await _group(session, trigger, event)
+        context = _group(trigger, event, group_name)
         group_id = event.group_id
-    elif isinstance(event, TagAdded | TagRemoved):
-        wanted = trigger.tag or ""
-        hit = await tag_matches(session, wanted, event.tag_id, event.tag_name)
-        context = {"tag": event.tag_name, "tag_id": event.tag_id} if hit else None
     elif isinstance(event, CustomerRemoved):
         hit = trigger.by in ("any", event.removed_by)
         context = {"removed_by": event.removed_by, "staff_userid": event.staff_userid}
         context = context if hit else None
     else:
         return None
+    return _matched(playbook, trigger, event, context, group_id=group_id, staff=staff)
+
+
+def _matched(
+    playbook: str,
+    trigger: Trigger,
+    event: DomainEvent,
+    context: dict[str, Any] | None,
+    *,
+    group_id: int | None = None,
+    staff: str | None = None,
+) -> Match | None:
     customer_id = getattr(event, "customer_id", None)
     if context is None or customer_id is None:
         return None
@@ -171,11 +198,9 @@ def _message(trigger: Trigger, event: MessageReceived) -> dict[str, Any] | None:
     }
 
 
-async def _group(
-    session: AsyncSession, trigger: Trigger, event: JoinedGroup | LeftGroup
+def _group(
+    trigger: Trigger, event: JoinedGroup | LeftGroup, name: str | None
 ) -> dict[str, Any] | None:
-    group = await session.get(CustomerGroup, event.group_id)
-    name = group.name if group is not None else None
     if trigger.groups and event.chat_id not in trigger.groups and name not in trigger.groups:
         return None
     return {"group_id": event.group_id, "chat_id": event.chat_id, "group_name": name}

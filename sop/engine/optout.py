@@ -48,6 +48,13 @@ def _said(text: str, words: list[str]) -> bool:
     return bool(folded) and any(folded == word.strip().casefold() for word in words)
 
 
+def says_opt_word(event: MessageReceived, settings: OptOut) -> bool:
+    """A customer's message that is an opt-out or opt-in word (what handle_opt_words acts on)."""
+    return is_customer_message(event) and (
+        _said(event.text, settings.keywords) or _said(event.text, settings.opt_in_keywords)
+    )
+
+
 async def handle_opt_words(
     session: AsyncSession,
     catalog: Catalog,

@@ -5,6 +5,8 @@ as a command when its first word is one; anything else is left alone (the app ma
 for other things). Chinese works too: 完成 42, 稍后 42 2h, 跳过 42, 转交 42 lisi, 任务.
 The answer is a text app message to the same member, enqueued in the transaction that
 processes the message (one per callback: a reprocessed callback answers nothing twice).
+Inside an inbox batch it opens the row's savepoint only for a command (:mod:`store.batch`), so
+other messages cost the batch no statement.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sop.settings import TaskSettings
 from sop.tasks import state
 from sop.tasks.cards import label, send_card, update_card
 from sop.tasks.listing import fit, subjects, task_line
+from store.batch import Batch
 from store.models import Task
 
 VERBS = {
@@ -96,6 +99,12 @@ def _duration(word: str) -> timedelta:
         raise CommandError(f"snooze for how long? {word!r} is not 30m, 2h or 1d") from None
 
 
+async def _savepoint(session: AsyncSession) -> None:
+    batch = Batch.of(session)
+    if batch is not None:
+        await batch.savepoint()
+
+
 class StaffCommands:
     """The ``MessageReceived`` subscriber that answers staff commands."""
 
@@ -115,9 +124,11 @@ class StaffCommands:
         else:
             if command is None:
                 return
+            await _savepoint(session)
             answer = await self.run(session, staff, command)
         ref = event.inbox_id if event.inbox_id is not None else event.msg_id
         now = self._clock.now()
+        await _savepoint(session)
         await enqueue(
             session,
             key=f"tasks:reply:{staff}:{ref or now.isoformat()}",

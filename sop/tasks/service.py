@@ -43,7 +43,7 @@ class TaskSystem:
     def subscribe(self, bus: EventBus, routes: CardRoutes) -> None:
         for prefix in CARD_PREFIXES:
             routes.on(prefix, self.presses)
-        bus.subscribe(MessageReceived, self.commands)
+        bus.subscribe(MessageReceived, self.commands, batched=True)
 
     def schedule(self, scheduler: EngineScheduler) -> None:
         settings = self.settings

@@ -199,3 +199,23 @@ async def test_a_long_transaction_lets_other_tasks_run(engine: AsyncEngine) -> N
                 break
         assert other_ran.is_set()
     await task
+
+
+async def test_checkpoints_run_on_a_worker_thread_not_in_the_loops_commits(
+    engine: AsyncEngine,
+) -> None:
+    creator = inline_sqlite(engine)
+    assert creator is not None and creator.gate.checkpointer is not None
+    checkpointer = creator.gate.checkpointer
+    checkpointer.every = 2
+    async with engine.connect() as conn:
+        assert (await conn.scalar(text("PRAGMA wal_autocheckpoint"))) == 0
+    for n in range(4):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"row{n}"})
+    await checkpointer.run()  # waits for the one the commits started, then runs one more
+    assert checkpointer.done >= 2
+    with sqlite3.connect(checkpointer.path) as plain:
+        busy, logged, copied = plain.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, logged) == (0, copied)
+    assert await values(engine) == [f"row{n}" for n in range(4)]

@@ -10,22 +10,30 @@ from __future__ import annotations
 from bot.processing.aibot_messages import AibotEvent, AibotMessage
 from bot.processing.context import HandlerContext
 from bot.processing.handlers.inbound import message_received
-from bot.processing.messages import is_external_id
-from bot.processing.people import group_by_chat_id
+from bot.processing.messages import PlatformMessage, is_external_id
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from sop.events import StaffAction
 from store.models import Direction
 
 router = Router("aibot")
 
 
-@router.on(AibotMessage, "aibot:msg")
+def _names(_source: str, message: PlatformMessage, subjects: Subjects) -> None:
+    if not isinstance(message, AibotMessage) or message.msg_type == "stream":
+        return
+    subjects.customer(message.sender)
+    if message.chat_type == "group" and message.chat_id:
+        subjects.groups.add(message.chat_id)
+
+
+@router.on(AibotMessage, "aibot:msg", names=_names)
 async def bot_message(ctx: HandlerContext, message: AibotMessage) -> None:
     if message.msg_type == "stream":
         return
     group_id = None
     if message.chat_type == "group" and message.chat_id:
-        group_id = (await group_by_chat_id(ctx.session, message.chat_id, ctx.clock.now())).id
+        group_id = (await ctx.people.group(message.chat_id)).id
     await message_received(
         ctx,
         message,

@@ -10,23 +10,35 @@ from __future__ import annotations
 
 from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
-from bot.processing.people import staff_by_userid
+from bot.processing.messages import PlatformMessage
+from bot.processing.records import StaffRecord
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from bot.processing.wecom_events import ContactChangeEvent
 from sop.events import StaffLeft
-from store.models import Direction, Staff
+from store.models import Direction
 
 router = Router("contact")
 PREFIX = "wecom:event:change_contact"
 LEFT_COMPANY = 5
 
 
-@router.on(ContactChangeEvent, PREFIX)
+CHANGES = ("create_user", "update_user", "delete_user")
+
+
+def _names(_source: str, event: PlatformMessage, subjects: Subjects) -> None:
+    if isinstance(event, ContactChangeEvent) and event.change_type in CHANGES:
+        userid = event.new_userid or event.userid
+        if userid:
+            subjects.staff.add(userid)
+
+
+@router.on(ContactChangeEvent, PREFIX, names=_names)
 async def directory_changed(ctx: HandlerContext, event: ContactChangeEvent) -> None:
     userid = event.new_userid or event.userid
-    leaver: Staff | None = None
-    if event.change_type in ("create_user", "update_user", "delete_user") and userid:
-        staff = await staff_by_userid(ctx.session, userid, ctx.clock.now())
+    leaver: StaffRecord | None = None
+    if event.change_type in CHANGES and userid:
+        staff = await ctx.people.staff(userid)
         if event.change_type == "delete_user":
             leaver = staff if staff.status != LEFT_COMPANY else None
             staff.status = LEFT_COMPANY
@@ -37,9 +49,7 @@ async def directory_changed(ctx: HandlerContext, event: ContactChangeEvent) -> N
             if event.departments:
                 staff.departments = list(event.departments)
             staff.main_department = event.main_department or staff.main_department
-            await refresh_queue.request_refresh(
-                ctx.session, refresh_queue.STAFF, userid, ctx.clock
-            )
+            await ctx.refresh(refresh_queue.STAFF, userid)
     ctx.record(
         event,
         direction=Direction.EVENT,

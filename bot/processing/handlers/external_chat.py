@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
-from bot.processing.messages import is_external_id
-from bot.processing.people import customer_id_for, group_by_chat_id, group_member
+from bot.processing.messages import PlatformMessage, is_external_id
+from bot.processing.records import GroupRecord
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from bot.processing.wecom_events import ExternalChatEvent
 from sop.events import GroupChanged, JoinedGroup, LeftGroup
-from store.models import CustomerGroup, Direction
+from store.models import Direction
 
 router = Router("external_chat")
 PREFIX = "wecom:event:change_external_chat"
@@ -34,17 +35,28 @@ def _data(event: ExternalChatEvent) -> dict[str, object]:
     }
 
 
-async def _group(ctx: HandlerContext, event: ExternalChatEvent) -> CustomerGroup:
+def _names(_source: str, event: PlatformMessage, subjects: Subjects) -> None:
+    """The group, and for member changes each member (and the customers among them)."""
+    if not isinstance(event, ExternalChatEvent) or not event.chat_id:
+        return
+    subjects.groups.add(event.chat_id)
+    if event.update_detail in ("add_member", "del_member"):
+        for userid in event.members:
+            subjects.members.add((event.chat_id, userid))
+            subjects.customer(userid)
+
+
+async def _group(ctx: HandlerContext, event: ExternalChatEvent) -> GroupRecord:
     if not event.chat_id:
         raise ValueError(f"change_external_chat {event.change_type} without ChatId")
-    return await group_by_chat_id(ctx.session, event.chat_id, ctx.clock.now())
+    return await ctx.people.group(event.chat_id)
 
 
 async def _refresh(ctx: HandlerContext, chat_id: str) -> None:
-    await refresh_queue.request_refresh(ctx.session, refresh_queue.GROUP, chat_id, ctx.clock)
+    await ctx.refresh(refresh_queue.GROUP, chat_id)
 
 
-@router.on(ExternalChatEvent, f"{PREFIX}:create")
+@router.on(ExternalChatEvent, f"{PREFIX}:create", names=_names)
 async def group_created(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     group = await _group(ctx, event)
     await _refresh(ctx, event.chat_id)
@@ -61,7 +73,9 @@ async def group_created(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     )
 
 
-@router.on(ExternalChatEvent, f"{PREFIX}:update:add_member", f"{PREFIX}:update:del_member")
+@router.on(
+    ExternalChatEvent, f"{PREFIX}:update:add_member", f"{PREFIX}:update:del_member", names=_names
+)
 async def members_changed(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     group = await _group(ctx, event)
     joined = event.update_detail == "add_member"
@@ -69,10 +83,9 @@ async def members_changed(ctx: HandlerContext, event: ExternalChatEvent) -> None
     if in_sequence and event.cur_mem_ver:
         group.member_version = event.cur_mem_ver
     when = ctx.occurred_at(event)
-    now = ctx.clock.now()
     for userid in event.members:
-        member = await group_member(ctx.session, group.id, userid)
-        customer_id = await customer_id_for(ctx.session, userid, now)
+        member = await ctx.people.member(group, userid)
+        customer_id = await ctx.people.customer_id_for(userid)
         member.customer_id = member.customer_id or customer_id
         member.member_type = member.member_type or (2 if is_external_id(userid) else 1)
         was_in = member.left_at is None and member.joined_at is not None
@@ -130,6 +143,7 @@ async def members_changed(ctx: HandlerContext, event: ExternalChatEvent) -> None
     f"{PREFIX}:update:change_owner",
     f"{PREFIX}:update:change_name",
     f"{PREFIX}:update:change_notice",
+    names=_names,
 )
 async def group_changed(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     group = await _group(ctx, event)
@@ -148,7 +162,7 @@ async def group_changed(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     )
 
 
-@router.on(ExternalChatEvent, f"{PREFIX}:update")
+@router.on(ExternalChatEvent, f"{PREFIX}:update", names=_names)
 async def group_updated(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     """An update detail this code does not know yet: keep it and re-read the group."""
     group = await _group(ctx, event)
@@ -163,7 +177,7 @@ async def group_updated(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     )
 
 
-@router.on(ExternalChatEvent, f"{PREFIX}:dismiss")
+@router.on(ExternalChatEvent, f"{PREFIX}:dismiss", names=_names)
 async def group_dismissed(ctx: HandlerContext, event: ExternalChatEvent) -> None:
     group = await _group(ctx, event)
     group.dismissed_at = ctx.occurred_at(event)

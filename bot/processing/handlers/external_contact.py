@@ -9,32 +9,42 @@ from __future__ import annotations
 from bot.processing import refresh_queue
 from bot.processing.context import HandlerContext
 from bot.processing.handlers.inbound import touch
-from bot.processing.people import customer_by_external_id, relationship, staff_by_userid
+from bot.processing.messages import PlatformMessage
+from bot.processing.records import CustomerRecord, FollowRecord
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from bot.processing.wecom_events import ExternalContactEvent
 from sop.events import CustomerAdded, CustomerRemoved, TransferFailed
-from store.models import Customer, CustomerStaff, Direction, FollowState, RemovedBy
+from store.models import Direction, FollowState, RemovedBy
 
 router = Router("external_contact")
 PREFIX = "wecom:event:change_external_contact"
 
 
+def _names(_source: str, event: PlatformMessage, subjects: Subjects) -> None:
+    """The customer, the staff member and their relationship."""
+    if isinstance(event, ExternalContactEvent) and event.external_userid and event.userid:
+        subjects.follows.add((event.external_userid, event.userid))
+
+
+def _customer_only(_source: str, event: PlatformMessage, subjects: Subjects) -> None:
+    if isinstance(event, ExternalContactEvent) and event.external_userid:
+        subjects.customers.add(event.external_userid)
+
+
 async def _load(
     ctx: HandlerContext, event: ExternalContactEvent
-) -> tuple[Customer, CustomerStaff]:
+) -> tuple[CustomerRecord, FollowRecord]:
     if not event.external_userid or not event.userid:
         raise ValueError(
             f"{event.change_type} without UserID/ExternalUserID: "
             f"UserID={event.userid!r} ExternalUserID={event.external_userid!r}"
         )
-    now = ctx.clock.now()
-    customer = await customer_by_external_id(ctx.session, event.external_userid, now)
-    staff = await staff_by_userid(ctx.session, event.userid, now)
+    customer = await ctx.people.customer(event.external_userid)
+    staff = await ctx.people.staff(event.userid)
     if staff.synced_at is None:
-        await refresh_queue.request_refresh(
-            ctx.session, refresh_queue.STAFF, staff.userid, ctx.clock
-        )
-    return customer, await relationship(ctx.session, customer.id, event.userid)
+        await ctx.refresh(refresh_queue.STAFF, staff.userid)
+    return customer, await ctx.people.follow(customer, event.userid)
 
 
 def _data(event: ExternalContactEvent) -> dict[str, str | None]:
@@ -65,7 +75,10 @@ def _note(
 
 
 @router.on(
-    ExternalContactEvent, f"{PREFIX}:add_external_contact", f"{PREFIX}:add_half_external_contact"
+    ExternalContactEvent,
+    f"{PREFIX}:add_external_contact",
+    f"{PREFIX}:add_half_external_contact",
+    names=_names,
 )
 async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> None:
     customer, follow = await _load(ctx, event)
@@ -77,9 +90,7 @@ async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> No
     follow.removed_at = None
     follow.removed_by = None
     touch(customer, follow.added_at)  # adding someone is talking to them: not "silent"
-    await refresh_queue.request_refresh(
-        ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
-    )
+    await ctx.refresh(refresh_queue.CUSTOMER, event.external_userid)
     _note(
         ctx,
         event,
@@ -101,16 +112,19 @@ async def customer_added(ctx: HandlerContext, event: ExternalContactEvent) -> No
     )
 
 
-@router.on(ExternalContactEvent, f"{PREFIX}:edit_external_contact")
+@router.on(ExternalContactEvent, f"{PREFIX}:edit_external_contact", names=_names)
 async def customer_edited(ctx: HandlerContext, event: ExternalContactEvent) -> None:
     customer, _ = await _load(ctx, event)
-    await refresh_queue.request_refresh(
-        ctx.session, refresh_queue.CUSTOMER, event.external_userid, ctx.clock
-    )
+    await ctx.refresh(refresh_queue.CUSTOMER, event.external_userid)
     _note(ctx, event, customer.id, "customer_edited", f"{event.userid} edited the customer")
 
 
-@router.on(ExternalContactEvent, f"{PREFIX}:del_external_contact", f"{PREFIX}:del_follow_user")
+@router.on(
+    ExternalContactEvent,
+    f"{PREFIX}:del_external_contact",
+    f"{PREFIX}:del_follow_user",
+    names=_names,
+)
 async def customer_removed(ctx: HandlerContext, event: ExternalContactEvent) -> None:
     customer, follow = await _load(ctx, event)
     by = RemovedBy.STAFF if event.change_type == "del_external_contact" else RemovedBy.CUSTOMER
@@ -134,7 +148,7 @@ async def customer_removed(ctx: HandlerContext, event: ExternalContactEvent) -> 
     )
 
 
-@router.on(ExternalContactEvent, f"{PREFIX}:transfer_fail")
+@router.on(ExternalContactEvent, f"{PREFIX}:transfer_fail", names=_names)
 async def transfer_failed(ctx: HandlerContext, event: ExternalContactEvent) -> None:
     customer, follow = await _load(ctx, event)
     reason = event.fail_reason or "unknown"
@@ -153,10 +167,10 @@ async def transfer_failed(ctx: HandlerContext, event: ExternalContactEvent) -> N
     )
 
 
-@router.on(ExternalContactEvent, f"{PREFIX}:msg_audit_approved")
+@router.on(ExternalContactEvent, f"{PREFIX}:msg_audit_approved", names=_customer_only)
 async def msg_audit_approved(ctx: HandlerContext, event: ExternalContactEvent) -> None:
     """The customer agreed to chat archiving with this staff member."""
-    customer = await customer_by_external_id(ctx.session, event.external_userid, ctx.clock.now())
+    customer = await ctx.people.customer(event.external_userid)
     ctx.record(
         event,
         direction=Direction.EVENT,

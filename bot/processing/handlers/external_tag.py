@@ -20,6 +20,7 @@ router = Router("external_tag")
 @router.on(ExternalTagEvent, "wecom:event:change_external_tag")
 async def tag_library_changed(ctx: HandlerContext, event: ExternalTagEvent) -> None:
     if event.change_type == "delete" and event.tag_id:
+        await ctx.savepoint()
         column = Tag.group_platform_id if event.tag_type == "tag_group" else Tag.platform_id
         await ctx.session.execute(
             update(Tag)
@@ -27,9 +28,7 @@ async def tag_library_changed(ctx: HandlerContext, event: ExternalTagEvent) -> N
             .values(deleted_at=ctx.occurred_at(event))
             .execution_options(synchronize_session="fetch")
         )
-    await refresh_queue.request_refresh(
-        ctx.session, refresh_queue.TAG, refresh_queue.ALL_TAGS, ctx.clock
-    )
+    await ctx.refresh(refresh_queue.TAG, refresh_queue.ALL_TAGS)
     ctx.record(
         event,
         direction=Direction.EVENT,

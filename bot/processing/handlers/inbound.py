@@ -8,12 +8,18 @@ from typing import Any
 
 from bot.processing.context import HandlerContext
 from bot.processing.messages import PlatformMessage, is_external_id
-from bot.processing.people import customer_by_external_id
+from bot.processing.records import CustomerRecord
+from bot.processing.subjects import Subjects
 from sop.events import MessageReceived
-from store.models import Customer, Direction
+from store.models import Direction
 
 
-def touch(customer: Customer, when: datetime) -> None:
+def sender_names(_source: str, message: PlatformMessage, subjects: Subjects) -> None:
+    """A message's sender, when it is a customer."""
+    subjects.customer(message.sender)
+
+
+def touch(customer: CustomerRecord, when: datetime) -> None:
     """Move ``last_interaction_at`` forward (never back: rows may arrive out of order)."""
     if customer.last_interaction_at is None or customer.last_interaction_at < when:
         customer.last_interaction_at = when
@@ -38,7 +44,7 @@ async def message_received(
     when = ctx.occurred_at(message)
     staff_userid: str | None = None
     if customer_id is None and is_external_id(message.sender):
-        customer = await customer_by_external_id(ctx.session, message.sender, ctx.clock.now())
+        customer = await ctx.people.customer(message.sender)
         customer_id = customer.id
         touch(customer, when)
     elif customer_id is None:

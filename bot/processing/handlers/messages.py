@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.processing.context import HandlerContext
-from bot.processing.handlers.inbound import message_received
+from bot.processing.handlers.inbound import message_received, sender_names
 from bot.processing.messages import AppMessage
 from bot.processing.router import Router
 
@@ -12,7 +12,7 @@ router = Router("messages")
 TYPES = ("text", "image", "voice", "video", "shortvideo", "file", "location", "link")
 
 
-@router.on(AppMessage, *(f"wecom:msg:{t}" for t in TYPES))
+@router.on(AppMessage, *(f"wecom:msg:{t}" for t in TYPES), names=sender_names)
 async def app_message(ctx: HandlerContext, message: AppMessage) -> None:
     await message_received(
         ctx,

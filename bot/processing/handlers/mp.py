@@ -9,16 +9,21 @@ from __future__ import annotations
 from bot.processing.context import HandlerContext
 from bot.processing.handlers.inbound import message_received, touch
 from bot.processing.messages import AppMessage, PlatformMessage, SubscribeEvent, UnsubscribeEvent
-from bot.processing.people import mp_follower
+from bot.processing.records import CustomerRecord, FollowerRecord
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from sop.events import Subscribed
-from store.models import Customer, Direction, MpFollower
+from store.models import Direction
 
 router = Router("mp")
 
 
+def _account_of(source: str) -> str:
+    return source.partition(":")[2] or source
+
+
 def _account(ctx: HandlerContext) -> str:
-    return ctx.source.partition(":")[2] or ctx.source
+    return _account_of(ctx.source)
 
 
 def _unionid(message: PlatformMessage) -> str | None:
@@ -26,20 +31,26 @@ def _unionid(message: PlatformMessage) -> str | None:
     return str(value) if value else None
 
 
-async def _follower(ctx: HandlerContext, message: PlatformMessage) -> tuple[MpFollower, Customer]:
+def _names(source: str, message: PlatformMessage, subjects: Subjects) -> None:
+    """The follower (and so the customer behind it)."""
+    if message.sender:
+        subjects.followers.add((_account_of(source), message.sender, _unionid(message)))
+
+
+async def _follower(
+    ctx: HandlerContext, message: PlatformMessage
+) -> tuple[FollowerRecord, CustomerRecord]:
     if not message.sender:
         raise ValueError(f"{message.route} without FromUserName (openid)")
-    follower = await mp_follower(
-        ctx.session, _account(ctx), message.sender, ctx.clock.now(), _unionid(message)
-    )
-    customer = await ctx.session.get_one(Customer, follower.customer_id)
+    follower = await ctx.people.follower(_account(ctx), message.sender, _unionid(message))
+    customer = await ctx.people.customer_by_id(follower.customer_id)
     unionid = _unionid(message)
     if unionid and customer.unionid is None:
         customer.unionid = unionid
     return follower, customer
 
 
-@router.on(SubscribeEvent, "mp:event:subscribe")
+@router.on(SubscribeEvent, "mp:event:subscribe", names=_names)
 async def subscribed(ctx: HandlerContext, event: SubscribeEvent) -> None:
     follower, customer = await _follower(ctx, event)
     follower.subscribed = True
@@ -67,7 +78,7 @@ async def subscribed(ctx: HandlerContext, event: SubscribeEvent) -> None:
     )
 
 
-@router.on(UnsubscribeEvent, "mp:event:unsubscribe")
+@router.on(UnsubscribeEvent, "mp:event:unsubscribe", names=_names)
 async def unsubscribed(ctx: HandlerContext, event: UnsubscribeEvent) -> None:
     follower, customer = await _follower(ctx, event)
     follower.subscribed = False
@@ -91,7 +102,7 @@ async def unsubscribed(ctx: HandlerContext, event: UnsubscribeEvent) -> None:
     )
 
 
-@router.on(AppMessage, "mp:msg")
+@router.on(AppMessage, "mp:msg", names=_names)
 async def follower_message(ctx: HandlerContext, message: AppMessage) -> None:
     follower, customer = await _follower(ctx, message)
     when = ctx.occurred_at(message)

@@ -19,6 +19,7 @@ router = Router("template_card")
 
 @router.on(TemplateCardEvent, "wecom:event:template_card_event", "aibot:event:template_card_event")
 async def card_pressed(ctx: HandlerContext, event: TemplateCardEvent) -> None:
+    await ctx.savepoint()
     origin = await card_origin(ctx.session, event.task_id)
     ctx.record(
         event,

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bot.processing.context import HandlerContext
 from bot.processing.messages import PlatformMessage, is_external_id
-from bot.processing.people import customer_by_external_id
 from bot.processing.router import Router
+from bot.processing.subjects import Subjects
 from store.models import Direction
 
 router = Router("unknown")
 
 
-@router.fallback
-async def raw(ctx: HandlerContext, message: PlatformMessage) -> None:
-    """Shown on the customer's timeline when the payload names an external user."""
-    payload = dict(message.raw)
-    external = next(
+def _external(payload: Mapping[str, Any]) -> str | None:
+    return next(
         (
             str(payload[key])
             for key in ("ExternalUserID", "FromUserName")
@@ -23,9 +23,19 @@ async def raw(ctx: HandlerContext, message: PlatformMessage) -> None:
         ),
         None,
     )
+
+
+def _names(_source: str, message: PlatformMessage, subjects: Subjects) -> None:
+    subjects.customer(_external(message.raw))
+
+
+async def raw(ctx: HandlerContext, message: PlatformMessage) -> None:
+    """Shown on the customer's timeline when the payload names an external user."""
+    payload = dict(message.raw)
+    external = _external(payload)
     customer_id = None
     if external is not None:
-        customer_id = (await customer_by_external_id(ctx.session, external, ctx.clock.now())).id
+        customer_id = (await ctx.people.customer(external)).id
     ctx.record(
         message,
         direction=Direction.EVENT,
@@ -34,3 +44,6 @@ async def raw(ctx: HandlerContext, message: PlatformMessage) -> None:
         data={"route": message.route, "payload": payload},
         customer_id=customer_id,
     )
+
+
+router.fallback(raw, names=_names)
