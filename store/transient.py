@@ -55,10 +55,13 @@ def is_transient(error: BaseException) -> bool:
                 return True
         if isinstance(candidate, ConnectionError | TimeoutError):
             return True
-        if type(candidate).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
-            "connection" in str(candidate).lower() and "closed" in str(candidate).lower()
+        name, text = type(candidate).__name__, str(candidate).lower()
+        if name in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            "connection" in text and "closed" in text
         ):
             return True
+        if name == "InternalClientError" and "another operation" in text:
+            return True  # asyncpg's state after a connection was cut mid-statement
         code = getattr(candidate, "sqlstate", None)
         if isinstance(code, str) and (
             code in _TRANSIENT_CODES or code.startswith(_TRANSIENT_CLASSES)

@@ -157,7 +157,7 @@ class _SqliteBatch:
                     row["payload"],
                     received,
                     row.get("lane", 0),
-                    row.get("priority", 0),
+                    row.get("priority", 1),
                     pending,
                     0,
                 )

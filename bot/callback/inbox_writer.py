@@ -101,7 +101,7 @@ class InboxWriter:
         payload: str,
         *,
         lane: int = 0,
-        priority: int = 0,
+        priority: int = 1,
     ) -> bool:
         """Store one callback in ``lane``; True if it is new, False if the inbox already had it.
 

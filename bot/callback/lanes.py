@@ -23,9 +23,10 @@ _XML_SUBJECTS = ("ExternalUserID", "ChatId", "UserID", "FromUserName")
 _CDATA_OPEN, _CDATA_CLOSE = "<![CDATA[", "]]>"
 
 
-#: Contact events (a customer added, changed or removed) go first: the welcome message, whose
-#: code the platform honours for 20 seconds, waits on the add.
-URGENT, ROUTINE = 1, 0
+#: Rows are taken in ascending priority. Contact events (a customer added, changed or removed)
+#: go first: the welcome message, whose code the platform honours for 20 seconds, waits on
+#: the add.
+URGENT, ROUTINE = 0, 1
 _URGENT_MARK = "change_external_contact"
 
 

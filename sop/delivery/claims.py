@@ -110,9 +110,11 @@ async def recover_lapsed(
     settle_after: Mapping[str, timedelta],
     *,
     me: int | None = None,
+    reclaim_own: bool = False,
 ) -> Recovered:
     """Rows left ``sending`` past their lease, or claimed by a process that stopped beating
-    (:mod:`store.liveness`; not this one, ``me``), put back in order.
+    (:mod:`store.liveness`; not this one, ``me``), or, with ``reclaim_own``, by this process
+    in an earlier drain that failed half way, put back in order.
 
     Never attempted: ``pending`` again. Attempted, on a channel in ``resendable`` (staff
     nudges, at-least-once): sent again. Attempted otherwise (customer-facing, or a channel
@@ -122,7 +124,7 @@ async def recover_lapsed(
     lapsed = (
         await connection.execute(
             select(_C.id, _C.channel, _C.lease_until, _C.attempted_at)
-            .where(_C.state == OutboxState.SENDING, _lapsed(now, me))
+            .where(_C.state == OutboxState.SENDING, _lapsed(now, me, reclaim_own))
             .with_for_update(skip_locked=True)
         )
     ).all()
@@ -177,11 +179,13 @@ async def recover_lapsed(
     return done
 
 
-def _lapsed(now: datetime, me: int | None) -> ColumnElement[bool]:
+def _lapsed(now: datetime, me: int | None, reclaim_own: bool) -> ColumnElement[bool]:
     dead = claimed_by_the_dead(_C.claimed_by, now)
-    if me is not None:
-        dead = dead & (_C.claimed_by != me)
-    return or_(_C.lease_until < now, dead)
+    if me is None:
+        return or_(_C.lease_until < now, dead)
+    if reclaim_own:
+        return or_(_C.lease_until < now, dead, _C.claimed_by == me)
+    return or_(_C.lease_until < now, dead & (_C.claimed_by != me))
 
 
 def _claim(*, urgent: bool) -> Select[Any]:

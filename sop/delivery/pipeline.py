@@ -151,6 +151,7 @@ class Pipeline:
         self._claim = self._track(link.transaction(claiming, what="sender (claim)"))
 
     def _claimed(self, got: ClaimResult) -> None:
+        self._sender.claim_committed()
         got.add_to(self._report)
         claimed = got.claimed
         self._leases.add(got.lease_until)

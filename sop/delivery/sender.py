@@ -160,6 +160,7 @@ class Sender:
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._settle_wake = asyncio.Event()
+        self._reclaim_own = False
 
     @property
     def me(self) -> int | None:
@@ -216,6 +217,9 @@ class Sender:
 
     async def _pipeline(self, *, continuous: bool) -> PassReport:
         report = PassReport()
+        # No drain of this process runs now: rows it left ``sending`` (a drain that failed
+        # half way) are taken back by the first claim, as a dead process's would be.
+        self._reclaim_own = True
         pipeline = Pipeline(
             self,
             self._engine,
@@ -243,6 +247,10 @@ class Sender:
     def clock_now(self) -> datetime:
         return self._clock.now()
 
+    def claim_committed(self) -> None:
+        """A claim of this drain committed: from now on its rows are in flight."""
+        self._reclaim_own = False
+
     def settle_wanted(self, when: datetime) -> None:
         """Some row is to be settled at ``when``: wake the settler if that is now."""
         if when <= self._clock.now():
@@ -256,7 +264,12 @@ class Sender:
         settings = self.settings
         limit = settings.batch_size
         recovered = await recover_lapsed(
-            connection, now, self._resendable, self._settle_after, me=self.me
+            connection,
+            now,
+            self._resendable,
+            self._settle_after,
+            me=self.me,
+            reclaim_own=self._reclaim_own,
         )
         claimed = await claim_due(
             connection,

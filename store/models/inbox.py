@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Index, SmallInteger, String, Text
+from sqlalchemy import Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigId, UTCDateTime, str_enum
@@ -32,7 +32,17 @@ class InboxRow(Base):
     """
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_state_id", "state", "id"),)
+    __table_args__ = (
+        Index("ix_inbox_state_id", "state", "id"),
+        # The processor's claim: pending rows by priority, then arrival.
+        Index(
+            "ix_inbox_pending_priority_id",
+            "priority",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(64))
@@ -43,8 +53,8 @@ class InboxRow(Base):
     state: Mapped[InboxState] = mapped_column(str_enum(InboxState), default=InboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
-    #: Taken first (higher first): a customer's contact events, on which a welcome message
-    #: with a 20-second code waits, go ahead of a backlog of other rows.
-    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    #: Taken in ascending order: 0 (a customer's contact events, on which a welcome message
+    #: with a 20-second code waits) ahead of a backlog of 1 (everything else).
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -140,3 +140,12 @@ async def test_a_transient_error_that_outlasts_the_attempts_is_raised() -> None:
             always_busy, what="busy", log=log, backoff=Backoff(attempts=3, first=0.001)
         )
     assert attempts == 3
+
+
+def test_a_connection_left_mid_statement_by_a_cut_is_transient() -> None:
+    """What asyncpg raises on a connection whose last statement was cut by a restart."""
+    from asyncpg.exceptions import InternalClientError
+
+    error = InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    assert is_transient(error)
+    assert not is_transient(InternalClientError("unexpected message"))

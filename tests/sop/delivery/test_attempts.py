@@ -192,3 +192,22 @@ async def test_a_process_taken_for_dead_cannot_mark_rows_another_took_over(
         assert await mark_attempted(
             connection, [row], at=now, lease_until=lease, claimed_by=other.token
         ) == {row}
+
+
+async def test_rows_a_failed_drain_left_sending_are_taken_back_by_the_next_one(
+    db: Database, clock: ManualClock, fake_wecom: FakeWecom, channels: list[Channel]
+) -> None:
+    """A drain that failed half way (a broken connection's state, a bug) left rows of this
+    very process ``sending``; the process is alive, so no other sender takes them, and their
+    lease is minutes: its next drain takes them back at once."""
+    welcome = await put_welcome(db, clock, fake_wecom)
+    process = Liveness(db.sessions, clock.now, role="all")
+    await process.register()
+    await _claim_as(db, clock, process)
+    sender = Sender(db.sessions, channels, clock, process=process)
+
+    report = await sender.run_once()
+
+    assert report.recovered_released == [welcome]
+    assert (await row_of(db, welcome)).state is OutboxState.SENT
+    assert len(fake_wecom.outbound.delivered_to("wmAlice")) == 1
