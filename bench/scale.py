@@ -34,8 +34,13 @@ from sqlalchemy import func, select
 
 from bench.common import postgres_available, run, scratch_postgres
 from bench.engine_fill import Batch, add, bench_playbook, prepare
+from bench.engine_timing import percentile
+from bench.ingest_driver import DriveResult, drive
+from bench.ingest_traffic import APP, CORP_ID, MP, make_traffic
+from bot.callback.samples import SignedRequest
 from sop.engine.catalog import definition_of
 from store.db import create_engine, session_factory
+from store.migrate import upgrade
 from store.models import StepRun
 from tests.support.cluster import ServeProcess, write_config
 
@@ -47,6 +52,74 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (from ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    processes: int
+    sent: int  # the warm-up's requests included: the CPU is measured over all of them
+    accepted: int
+    failed: int
+    seconds: float
+    latencies: list[float]
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_seconds / max(1, self.sent) * 1e6
+
+
+def web_config(folder: Path, url: str) -> Path:
+    """The ingest bench's corp (its WeCom app and Official Account), served by web processes."""
+    config = {"database_url": url, "wecom": {"corp_id": CORP_ID, "apps": [APP]}, "mp": [MP]}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+async def measure_accept(
+    url: str, processes: int, requests: list[SignedRequest], connections: int, folder: Path
+) -> AcceptResult:
+    """``processes`` web processes answer ``requests``, spread over them."""
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    config = web_config(folder, url)
+    servers = [
+        ServeProcess(f"web{i}", "web", config, folder / f"web{i}.log") for i in range(processes)
+    ]
+    async with aiohttp.ClientSession() as http:
+        try:
+            for server in servers:
+                server.start()
+            await asyncio.gather(*(s.ready(http) for s in servers))
+            cpu_before = sum(cpu_seconds(s.pid) for s in servers)
+            shares = [requests[i::processes] for i in range(processes)]
+            per_server = max(1, connections // processes)
+            results: list[DriveResult] = await asyncio.gather(
+                *(
+                    drive(s.port, share, per_server)
+                    for s, share in zip(servers, shares, strict=True)
+                )
+            )
+            cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu_before
+        finally:
+            await asyncio.gather(*(s.stop() for s in servers))
+    return AcceptResult(
+        processes,
+        len(requests),
+        sum(r.accepted for r in results),
+        sum(r.failed for r in results),
+        max(r.seconds for r in results),
+        [latency for r in results for latency in r.latencies],
+        cpu,
+    )
 
 
 @dataclass(frozen=True)
@@ -117,6 +190,8 @@ async def measure_steps(url: str, processes: int, due: int, folder: Path) -> Ste
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--callbacks", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--due", type=int, default=10_000, help="enrollments due at once")
     parser.add_argument("--processes", default="1,2,4", help="process counts to measure")
     args = parser.parse_args(argv)
@@ -125,7 +200,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"skipped: PostgreSQL not reachable at 127.0.0.1:5432 ({problem})")
         return
     counts = [int(n) for n in args.processes.split(",")]
-    print(f"{args.due} enrollments due at once ({args.due * STEPS_PER_ENROLLMENT} steps)")
+    requests = make_traffic(args.callbacks).requests
+    print(
+        f"accepting: {args.callbacks} distinct callbacks over {args.connections} connections"
+        " to scrm serve --role web processes"
+    )
+    for processes in counts:
+        with (
+            scratch_postgres("scrm_bench_scale") as url,
+            tempfile.TemporaryDirectory(prefix="scrm-scale-") as folder,
+        ):
+            accepted = run(
+                measure_accept(url, processes, requests, args.connections, Path(folder))
+            )
+        print(
+            f"{processes} web process{'es' if processes > 1 else '  '}  "
+            f"{accepted.accepted} accepted ({accepted.failed} refused) in "
+            f"{accepted.seconds:.1f} s: {accepted.rate:,.0f} callbacks/s, "
+            f"p99 {percentile(accepted.latencies, 0.99) * 1000:.1f} ms, "
+            f"CPU {accepted.cpu_us:.0f} µs a callback",
+            flush=True,
+        )
+    print(
+        f"running steps: {args.due} enrollments due at once "
+        f"({args.due * STEPS_PER_ENROLLMENT} steps) for scrm serve --role worker processes"
+    )
     for processes in counts:
         with (
             scratch_postgres("scrm_bench_scale") as url,
@@ -135,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{processes} worker{'s' if processes > 1 else ' '}  {result.steps} steps in "
             f"{result.seconds:.1f} s: {result.rate:,.0f} steps/s, "
-            f"CPU {result.cpu_us:.0f} µs a step (workers' user + system time)",
+            f"CPU {result.cpu_us:.0f} µs a step",
             flush=True,
         )
 
