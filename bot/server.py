@@ -408,7 +408,10 @@ def loops_of(runtime: Runtime) -> list[Loop]:
     if runtime.engine.dialect.name == "postgresql":
         # Callbacks stored by web processes elsewhere wake this processor at once.
         wakeups = Listener(runtime.engine, {INBOX: runtime.inbox_wake.set})
-        loops.append(Loop("wakeups", functools.partial(wakeups.run_forever, stopping)))
+        listen = functools.partial(
+            wakeups.run_forever, stopping, on_listening=note_pass, on_failure=note_failure
+        )
+        loops.append(Loop("wakeups", listen))
     if (refresher := runtime.refresher) is not None:
         loops.append(
             Loop(

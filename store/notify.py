@@ -49,15 +49,24 @@ class Listener:
         self._handlers = dict(handlers)
         self.listening = asyncio.Event()
 
-    async def run_forever(self, stopping: asyncio.Event) -> None:
-        """Listen until ``stopping`` is set (PostgreSQL only; returns at once on SQLite)."""
+    async def run_forever(
+        self,
+        stopping: asyncio.Event,
+        *,
+        on_listening: Callable[[], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Listen until ``stopping`` is set (PostgreSQL only; returns at once on SQLite);
+        ``on_listening`` hears of each time it starts listening, ``on_failure`` of each loss."""
         if self._engine.dialect.name != "postgresql":
             return
         while not stopping.is_set():
             try:
-                await self._listen_until_lost(stopping)
+                await self._listen_until_lost(stopping, on_listening)
             except Exception as error:
                 log.warning("listening for wake-ups failed: %s", describe(error))
+                if on_failure is not None:
+                    on_failure(error)
             self.listening.clear()
             if not stopping.is_set():
                 # Whatever was notified meanwhile is found by the loops' own polls.
@@ -66,7 +75,9 @@ class Listener:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=RECONNECT_SECONDS)
 
-    async def _listen_until_lost(self, stopping: asyncio.Event) -> None:
+    async def _listen_until_lost(
+        self, stopping: asyncio.Event, on_listening: Callable[[], None] | None
+    ) -> None:
         async with self._engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
@@ -81,6 +92,8 @@ class Listener:
             for channel in self._handlers:
                 await driver.add_listener(channel, on_notification)
             self.listening.set()
+            if on_listening is not None:
+                on_listening()
             try:
                 waiters = {
                     asyncio.ensure_future(lost.wait()),

@@ -212,13 +212,14 @@ class Refresher:
     async def _failed(self, request: _Claimed, exc: Exception) -> None:
         error = describe_error(exc)
         attempts = request.attempts + 1
-        due = self._clock.now() + self.backoff(attempts)
+        wait = self.backoff(attempts)
+        due = self._clock.now() + wait
         log.warning(
-            "refresh %s %s failed (attempt %s, next at %s): %s",
+            "refresh %s %s failed (attempt %s, trying again in %.0f s): %s",
             request.kind,
             request.key,
             attempts,
-            due.isoformat(),
+            wait.total_seconds(),
             error,
         )
         async with self._sessions() as session, session.begin():
