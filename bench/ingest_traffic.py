@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.callback.samples import (
     SignedRequest,
+    contact_changed_xml,
     customer_added_xml,
     group_join_xml,
     sign_mp,
@@ -73,17 +74,12 @@ def _xml(fields: dict[str, object]) -> str:
 
 
 def _contact_event(change_type: str, staff: str, customer: str, at: int) -> str:
-    return _xml(
-        {
-            "ToUserName": CORP_ID,
-            "FromUserName": "sys",
-            "CreateTime": at,
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": change_type,
-            "UserID": staff,
-            "ExternalUserID": customer,
-        }
+    return contact_changed_xml(
+        corp_id=CORP_ID,
+        change_type=change_type,
+        user_id=staff,
+        external_user_id=customer,
+        create_time=at,
     )
 
 

@@ -27,7 +27,12 @@ import aiohttp
 
 from bench.common import postgres_available, run, scratch_postgres
 from bench.engine_timing import percentile
-from bot.callback.samples import customer_added_xml, group_join_xml, staff_text_xml
+from bot.callback.samples import (
+    contact_changed_xml,
+    customer_added_xml,
+    group_join_xml,
+    staff_text_xml,
+)
 from store.db import create_engine
 from store.migrate import upgrade
 from tests.support.cluster import APP, Platform, cluster, write_config
@@ -106,14 +111,13 @@ def other_callbacks(fake: FakeWecom, count: int, rng: random.Random) -> list[str
             )
         else:
             callbacks.append(
-                f"<xml><ToUserName><![CDATA[{fake.corp_id}]]></ToUserName>"
-                "<FromUserName><![CDATA[sys]]></FromUserName>"
-                f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-                "<Event><![CDATA[change_external_contact]]></Event>"
-                "<ChangeType><![CDATA[edit_external_contact]]></ChangeType>"
-                f"<UserID><![CDATA[{staff_of(m)}]]></UserID>"
-                f"<ExternalUserID><![CDATA[wmOther{m % 500:05d}AAAAAAAAAA]]>"
-                "</ExternalUserID></xml>"
+                contact_changed_xml(
+                    corp_id=fake.corp_id,
+                    change_type="edit_external_contact",
+                    user_id=staff_of(m),
+                    external_user_id=f"wmOther{m % 500:05d}AAAAAAAAAA",
+                    create_time=now,
+                )
             )
     return callbacks
 

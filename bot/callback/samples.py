@@ -183,17 +183,37 @@ def customer_added_xml(
     create_time: int,
 ) -> str:
     """A customer added a staff member through a channel QR code (DOC 92130 sample shape)."""
+    return contact_changed_xml(
+        corp_id=corp_id,
+        change_type="add_external_contact",
+        user_id=user_id,
+        external_user_id=external_user_id,
+        create_time=create_time,
+        extra=f"<State>{_cdata(state)}</State><WelcomeCode>{_cdata(welcome_code)}</WelcomeCode>",
+    )
+
+
+def contact_changed_xml(
+    *,
+    corp_id: str,
+    change_type: str,
+    user_id: str,
+    external_user_id: str,
+    create_time: int,
+    extra: str = "",
+) -> str:
+    """A change between a staff member and a customer (``add_external_contact``,
+    ``edit_external_contact``, ``del_follow_user``, ...), ids only as the platform sends them,
+    then ``extra`` elements."""
     return (
         f"<xml><ToUserName>{_cdata(corp_id)}</ToUserName>"
         f"<FromUserName>{_cdata('sys')}</FromUserName>"
         f"<CreateTime>{create_time}</CreateTime>"
         f"<MsgType>{_cdata('event')}</MsgType>"
         f"<Event>{_cdata('change_external_contact')}</Event>"
-        f"<ChangeType>{_cdata('add_external_contact')}</ChangeType>"
+        f"<ChangeType>{_cdata(change_type)}</ChangeType>"
         f"<UserID>{_cdata(user_id)}</UserID>"
-        f"<ExternalUserID>{_cdata(external_user_id)}</ExternalUserID>"
-        f"<State>{_cdata(state)}</State>"
-        f"<WelcomeCode>{_cdata(welcome_code)}</WelcomeCode></xml>"
+        f"<ExternalUserID>{_cdata(external_user_id)}</ExternalUserID>{extra}</xml>"
     )
 
 

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +25,12 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select
 
-from bot.callback.samples import customer_added_xml, group_join_xml, staff_text_xml
+from bot.callback.samples import (
+    contact_changed_xml,
+    customer_added_xml,
+    group_join_xml,
+    staff_text_xml,
+)
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import (
@@ -130,14 +136,12 @@ def _callback(fake: FakeWecom, kind: str, n: int, now: int) -> str:
             member_ids=[customer],
             create_time=now,
         )
-    return (
-        f"<xml><ToUserName><![CDATA[{fake.corp_id}]]></ToUserName>"
-        "<FromUserName><![CDATA[sys]]></FromUserName>"
-        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[change_external_contact]]></Event>"
-        "<ChangeType><![CDATA[edit_external_contact]]></ChangeType>"
-        f"<UserID><![CDATA[{staff}]]></UserID>"
-        f"<ExternalUserID><![CDATA[{customer}]]></ExternalUserID></xml>"
+    return contact_changed_xml(
+        corp_id=fake.corp_id,
+        change_type="edit_external_contact",
+        user_id=staff,
+        external_user_id=customer,
+        create_time=now,
     )
 
 
@@ -156,6 +160,42 @@ async def run_journey(platform: Platform, fake: FakeWecom, steps: list[str]) -> 
                 create_time=int(time.time()),
             )
         await platform.send(callback)
+
+
+@dataclass
+class ScaleWorld:
+    """A scratch database, the fake WeCom with the corp's staff and groups, a configuration
+    for ``scrm serve`` with the test's onboarding playbook, and the customers' journeys."""
+
+    url: str
+    fake: FakeWecom
+    http: aiohttp.ClientSession
+    config: Path
+    journeys: list[list[str]]
+
+
+@asynccontextmanager
+async def scale_world(tmp_path: Path, seed: int) -> AsyncIterator[ScaleWorld]:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "onboarding.yaml").write_text(PLAYBOOK, encoding="utf-8")
+    async with (
+        scratch_database("scrm_scale") as url,
+        running_fake_wecom() as fake,
+        aiohttp.ClientSession() as http,
+    ):
+        for n in range(STAFF):
+            fake.add_staff(staff_of(n), f"员工{n}")
+        for g in range(GROUPS):
+            fake.add_group(f"wrScaleGroup{g:03d}", f"群{g}", owner=staff_of(g))
+        config = write_config(
+            tmp_path,
+            database_url=url,
+            corp_id=fake.corp_id,
+            api_base_url=fake.base_url,
+            playbooks=playbooks,
+        )
+        yield ScaleWorld(url, fake, http, config, journeys(fake, random.Random(seed)))
 
 
 async def drained(url: str, *, within: float, cluster: Cluster) -> None:
@@ -201,27 +241,9 @@ async def test_processes_share_the_work_and_lose_nothing(
 ) -> None:
     del postgres_url  # needs the server; the test makes its own database
     rng = random.Random(12)
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "onboarding.yaml").write_text(PLAYBOOK, encoding="utf-8")
-    async with (
-        scratch_database("scrm_scale") as url,
-        running_fake_wecom() as fake,
-        aiohttp.ClientSession() as http,
-    ):
-        for n in range(STAFF):
-            fake.add_staff(staff_of(n), f"员工{n}")
-        for g in range(GROUPS):
-            fake.add_group(f"wrScaleGroup{g:03d}", f"群{g}", owner=staff_of(g))
-        config = write_config(
-            tmp_path,
-            database_url=url,
-            corp_id=fake.corp_id,
-            api_base_url=fake.base_url,
-            playbooks=playbooks,
-        )
-        all_journeys = journeys(fake, rng)
-        with cluster(tmp_path, config, roles) as running:
+    async with scale_world(tmp_path, seed=12) as world:
+        url, fake, http, all_journeys = world.url, world.fake, world.http, world.journeys
+        with cluster(tmp_path, world.config, roles) as running:
             await running.start(http)
             platform = Platform(running, http, fake.corp_id, rng=rng)
             tasks = [asyncio.ensure_future(run_journey(platform, fake, j)) for j in all_journeys]
@@ -294,27 +316,9 @@ async def test_a_worker_recovers_from_lost_database_connections(
 ) -> None:
     del postgres_url
     rng = random.Random(5)
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "onboarding.yaml").write_text(PLAYBOOK, encoding="utf-8")
-    async with (
-        scratch_database("scrm_outage") as url,
-        running_fake_wecom() as fake,
-        aiohttp.ClientSession() as http,
-    ):
-        for n in range(STAFF):
-            fake.add_staff(staff_of(n), f"员工{n}")
-        for g in range(GROUPS):
-            fake.add_group(f"wrScaleGroup{g:03d}", f"群{g}", owner=staff_of(g))
-        config = write_config(
-            tmp_path,
-            database_url=url,
-            corp_id=fake.corp_id,
-            api_base_url=fake.base_url,
-            playbooks=playbooks,
-        )
-        all_journeys = journeys(fake, rng)
-        with cluster(tmp_path, config, ("all",)) as running:
+    async with scale_world(tmp_path, seed=5) as world:
+        url, fake, http, all_journeys = world.url, world.fake, world.http, world.journeys
+        with cluster(tmp_path, world.config, ("all",)) as running:
             await running.start(http)
             platform = Platform(running, http, fake.corp_id, rng=rng, duplicate_share=0)
             outages: list[int] = []

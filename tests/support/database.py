@@ -118,3 +118,15 @@ async def open_database(backend: str, url: str) -> Database:
     if backend == "postgres":
         await truncate_all(engine)
     return Database(backend, url, engine, session_factory(engine))
+
+
+async def deadlocks(db: Database) -> int:
+    """Deadlocks PostgreSQL has detected in ``db``'s database so far (its statistics, flushed
+    first), for tests that must cause none."""
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        count = await conn.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+        return int(count.scalar_one())

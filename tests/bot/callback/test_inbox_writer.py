@@ -15,7 +15,7 @@ from bot.callback.inbox_writer import InboxWriteError, InboxWriter, WriterClosed
 from store.db import create_engine, session_factory
 from store.models import InboxRow, InboxState
 from tests.support.clock import ManualClock
-from tests.support.database import Database
+from tests.support.database import Database, deadlocks
 
 
 @asynccontextmanager
@@ -184,7 +184,7 @@ async def test_processes_writing_the_same_callbacks_never_deadlock(
         InboxWriter(session_factory(second_engine), clock),
     ]
     keys = [f"k{i:04d}" for i in range(400)]
-    deadlocks_before = await _deadlocks(postgres_db)
+    deadlocks_before = await deadlocks(postgres_db)
     try:
         async with running(writers[0]) as first, running(writers[1]) as second:
             for _ in range(5):
@@ -202,15 +202,4 @@ async def test_processes_writing_the_same_callbacks_never_deadlock(
     stored = await rows(postgres_db)
     assert len(stored) == 5 * 400
     assert all(w.stats.failed_batches == 0 for w in writers)
-    assert await _deadlocks(postgres_db) == deadlocks_before
-
-
-async def _deadlocks(db: Database) -> int:
-    """Deadlocks PostgreSQL has detected in this database (its statistics, after a flush)."""
-    async with db.engine.connect() as conn:
-        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
-        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        count = await conn.execute(
-            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-        )
-        return int(count.scalar_one())
+    assert await deadlocks(postgres_db) == deadlocks_before

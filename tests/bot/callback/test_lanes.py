@@ -11,12 +11,8 @@ from store.models.inbox import LANES
 CORP = "ww0corp"
 
 
-def _lane(subject: str) -> int:
-    return zlib.crc32(subject.encode()) % LANES
-
-
-def test_an_external_contact_event_goes_by_its_customer() -> None:
-    added = samples.customer_added_xml(
+def _alice_added() -> str:
+    return samples.customer_added_xml(
         corp_id=CORP,
         user_id="zhangsan",
         external_user_id="wmAlice",
@@ -24,6 +20,14 @@ def test_an_external_contact_event_goes_by_its_customer() -> None:
         welcome_code="W1",
         create_time=1,
     )
+
+
+def _lane(subject: str) -> int:
+    return zlib.crc32(subject.encode()) % LANES
+
+
+def test_an_external_contact_event_goes_by_its_customer() -> None:
+    added = _alice_added()
     assert lane_of("xml", added) == _lane("wmAlice")
 
 
@@ -71,14 +75,7 @@ def test_a_payload_without_a_subject_is_lane_zero() -> None:
 
 
 def test_contact_events_are_urgent_and_the_rest_routine() -> None:
-    added = samples.customer_added_xml(
-        corp_id=CORP,
-        user_id="zhangsan",
-        external_user_id="wmAlice",
-        state="expo2026",
-        welcome_code="W1",
-        create_time=1,
-    )
+    added = _alice_added()
     joined = samples.group_join_xml(
         corp_id=CORP, chat_id="wrGroup1", member_ids=["wmAlice"], create_time=1
     )

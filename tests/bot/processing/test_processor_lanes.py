@@ -20,19 +20,9 @@ from store.models.inbox import LANES
 from tests.bot.processing import samples
 from tests.bot.processing.harness import Harness
 from tests.support.clock import ManualClock
-from tests.support.database import Database
+from tests.support.database import Database, deadlocks
 
 CHANGES = ("add_external_contact", "edit_external_contact", "del_follow_user")
-
-
-async def deadlocks(db: Database) -> int:
-    async with db.engine.connect() as conn:
-        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
-        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        count = await conn.execute(
-            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-        )
-        return int(count.scalar_one())
 
 
 async def test_three_processors_keep_each_customers_order(postgres_db: Database) -> None:
